@@ -64,10 +64,12 @@ build_dind() {  # $1=release number
   cp "$(compose_binary)" "$ctx/docker-compose"
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM homeport/debian:$1
-RUN apt-get update && apt-get install -y --no-install-recommends docker.io iptables rsync && apt-get clean && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends docker.io $([[ $1 == 12 ]] || echo docker-cli) iptables rsync && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY docker-compose /usr/local/lib/docker/cli-plugins/docker-compose
 RUN chmod 0755 /usr/local/lib/docker/cli-plugins/docker-compose && mkdir -p /etc/docker \
  && printf '{"log-driver": "json-file", "log-opts": {"max-size": "10m"}}\n' >/etc/docker/daemon.json \
+ && mkdir -p /etc/systemd/system/docker.service.d \
+ && printf '[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n' >/etc/systemd/system/docker.service.d/homeport-dind.conf \
  && systemctl enable docker.service
 DOCKERFILE
   log "building $tag"

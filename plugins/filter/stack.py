@@ -1,0 +1,571 @@
+"""Filters of the `stack` role: the pure parts of a compose deployment.
+
+- ``stack_merge_services``: defaults + ``stack_services_extra`` minus ``stack_services_disabled``.
+- ``stack_compose``: turn the ``stack_services`` description into a compose project (a dict for to_nice_yaml).
+- ``stack_secret_bindings`` / ``stack_weak_secrets`` / ``stack_env_file``: vault secrets into env files, and
+  refusal of empty or well-known default credentials.
+- ``stack_budget``: memory limits summed from ``docker compose config --format json`` against the budget and the
+  runtime's memory; services without a limit or without a restart policy are reported.
+- ``stack_port_violations``: published ports that bind to anything but the allowed addresses.
+- ``stack_config_summary``: the config without environment (safe to log).
+- ``stack_release_plan`` / ``stack_lock_state`` / ``stack_tree_hash``: release bookkeeping, the deploy lock and
+  the content hash that tags images built from synced sources.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - the unit tests run with ansible installed
+
+    class AnsibleFilterError(Exception):
+        pass
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: restart policies that bring a service back after a power loss / engine restart
+RESTART_OK = ("unless-stopped", "always")
+
+#: passwords that are well-known defaults (compared case-insensitively, surrounding blanks ignored)
+DEFAULT_PASSWORDS = frozenset(
+    {
+        "",
+        "postgres",
+        "neo4j",
+        "admin",
+        "administrator",
+        "root",
+        "password",
+        "passw0rd",
+        "p@ssw0rd",
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "default",
+        "letmein",
+        "welcome",
+        "123456",
+        "12345678",
+        "qwerty",
+        "test",
+        "guest",
+        "token",
+    }
+)
+
+PUBLIC_ADDRESSES = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - these are what we refuse
+
+
+def _size(value, name: str) -> int:
+    """Bytes from a compose size (int, '2147483648', '2g', '512m', '1.5GiB')."""
+    if isinstance(value, bool):
+        raise AnsibleFilterError(f"{name}: expected a size such as 2g or 512m, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise AnsibleFilterError(f"{name}: {value!r} is not a size (use e.g. 2g, 512m or a byte count)")
+    number, unit = m.groups()
+    return int(float(number) * _UNITS[unit.lower()])
+
+
+def human(n: int) -> str:
+    """2147483648 -> '2.0 GiB'; 536870912 -> '512 MiB'."""
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    return f"{n // 1024**2} MiB"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# services -> compose project
+# ---------------------------------------------------------------------------------------------------------------
+def stack_merge_services(defaults, extra=None, disabled=None):
+    """Merge ``extra`` over ``defaults`` per service (keys of a service replace the default's keys; a service set
+    to ``None`` or ``{enabled: false}`` is dropped) and remove the ``disabled`` names."""
+    if not isinstance(defaults, dict):
+        raise AnsibleFilterError("stack_services: must be a dict of service name -> settings")
+    extra = extra or {}
+    if not isinstance(extra, dict):
+        raise AnsibleFilterError("stack_services_extra: must be a dict of service name -> settings")
+    disabled = list(disabled or [])
+    merged = {}
+    for name, spec in defaults.items():
+        merged[name] = copy.deepcopy(spec) if spec is not None else None
+    for name, spec in extra.items():
+        if spec is None:
+            merged[name] = None
+        elif isinstance(merged.get(name), dict) and isinstance(spec, dict):
+            merged[name] = {**merged[name], **copy.deepcopy(spec)}
+        else:
+            merged[name] = copy.deepcopy(spec)
+    out = {}
+    for name, spec in merged.items():
+        if spec is None or name in disabled:
+            continue
+        if not isinstance(spec, dict):
+            raise AnsibleFilterError(f"stack_services.{name}: must be a dict of settings, got {type(spec).__name__}")
+        if spec.get("enabled", True) is False:
+            continue
+        out[name] = spec
+    return out
+
+
+def stack_service_errors(services, source_names=None):
+    """Problems in the ``stack_services`` description (after merge), one message per problem."""
+    errors = []
+    source_names = set(source_names or [])
+    allowed = {
+        "enabled",
+        "image",
+        "build",
+        "source",
+        "memory",
+        "memory_reservation",
+        "restart",
+        "healthcheck",
+        "environment",
+        "secrets",
+        "ports",
+        "volumes",
+        "depends_on",
+        "command",
+        "pull_policy",
+        "compose",
+    }
+    for name, spec in services.items():
+        where = f"stack_services.{name}"
+        if not _NAME_RE.match(name):
+            errors.append(f"{where}: service names use lower-case letters, digits, '-', '_' and '.'")
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            errors.append(f"{where}: unknown setting(s) {', '.join(unknown)} (raw compose keys go under 'compose')")
+        if not (spec.get("image") or spec.get("build") or spec.get("source")):
+            errors.append(f"{where}: needs an image, a build context or a source")
+        if spec.get("source") and spec["source"] not in source_names:
+            errors.append(f"{where}.source: {spec['source']!r} is not a name in stack_source_dirs")
+        if not spec.get("memory"):
+            errors.append(f"{where}.memory: every service needs a memory limit (e.g. 512m)")
+        else:
+            try:
+                if _size(spec["memory"], f"{where}.memory") <= 0:
+                    errors.append(f"{where}.memory: must be greater than zero")
+            except AnsibleFilterError as exc:
+                errors.append(str(exc))
+        restart = spec.get("restart", "unless-stopped")
+        if restart not in RESTART_OK:
+            errors.append(
+                f"{where}.restart: {restart!r} would not come back after a power loss; use unless-stopped or always"
+            )
+        for key in ("environment", "secrets"):
+            value = spec.get(key) or {}
+            if not isinstance(value, dict):
+                errors.append(f"{where}.{key}: must be a dict of VARIABLE -> value")
+                continue
+            errors.extend(f"{where}.{key}: {k!r} is not a valid variable name" for k in value if not _ENV_RE.match(k))
+        for dep in _depends_names(spec.get("depends_on")):
+            if dep not in services:
+                errors.append(f"{where}.depends_on: {dep!r} is not an enabled service")
+    return errors
+
+
+def _depends_names(deps):
+    if not deps:
+        return []
+    if isinstance(deps, dict):
+        return list(deps)
+    return list(deps)
+
+
+def _port(entry, bind_address, where):
+    """'8080:80' / '8080:80/udp' / 80 / {published, target, host_ip, protocol} -> long syntax dict."""
+    if isinstance(entry, dict):
+        out = dict(entry)
+        if "target" not in out:
+            raise AnsibleFilterError(f"{where}: a port dict needs 'target'")
+        out.setdefault("host_ip", bind_address)
+        return out
+    text = str(entry)
+    proto = "tcp"
+    if "/" in text:
+        text, proto = text.rsplit("/", 1)
+    parts = text.split(":")
+    if len(parts) == 1:
+        return {"target": int(parts[0]), "published": parts[0], "host_ip": bind_address, "protocol": proto}
+    if len(parts) == 2:
+        return {"target": int(parts[1]), "published": parts[0], "host_ip": bind_address, "protocol": proto}
+    if len(parts) == 3:
+        return {"target": int(parts[2]), "published": parts[1], "host_ip": parts[0], "protocol": proto}
+    raise AnsibleFilterError(f"{where}: {entry!r} is not a port mapping (use PUBLISHED:TARGET)")
+
+
+def stack_compose(services, project, bind_address="127.0.0.1", image_tags=None):
+    """The compose project as a dict. Built services get ``image: <project>-<name>:<tag>`` (the tag is the content
+    hash of their synced source) so a changed source means a changed compose file and a new image, and every
+    release names exactly the images it ran."""
+    image_tags = image_tags or {}
+    out_services = {}
+    volumes = {}
+    for name, spec in services.items():
+        where = f"stack_services.{name}"
+        svc = {}
+        build = spec.get("build")
+        if spec.get("source"):
+            build = {"context": f"./src/{spec['source']}"}
+        if isinstance(build, str):
+            build = {"context": build}
+        if build:
+            svc["build"] = build
+            svc["image"] = spec.get("image") or f"{project}-{name}:{image_tags.get(spec.get('source') or name, 'local')}"
+            # built here: never try a registry for it (a missing image is built from the synced source)
+            svc["pull_policy"] = spec.get("pull_policy", "never" if spec.get("source") else "missing")
+        else:
+            svc["image"] = spec["image"]
+            svc["pull_policy"] = spec.get("pull_policy", "missing")
+        if spec.get("command") is not None:
+            svc["command"] = spec["command"]
+        svc["restart"] = spec.get("restart", "unless-stopped")
+        svc["mem_limit"] = _size(spec["memory"], f"{where}.memory")
+        if spec.get("memory_reservation"):
+            svc["mem_reservation"] = _size(spec["memory_reservation"], f"{where}.memory_reservation")
+        if spec.get("environment"):
+            svc["environment"] = {str(k): str(v) for k, v in spec["environment"].items()}
+        if spec.get("secrets"):
+            svc["env_file"] = [f"./env/{name}.env"]
+        if spec.get("ports"):
+            svc["ports"] = [_port(p, bind_address, f"{where}.ports") for p in spec["ports"]]
+        if spec.get("volumes"):
+            svc["volumes"] = list(spec["volumes"])
+            for vol in spec["volumes"]:
+                source = str(vol).split(":", 1)[0]
+                if ":" in str(vol) and source and not source.startswith(("/", ".", "~", "$")):
+                    volumes[source] = {}
+        if spec.get("healthcheck"):
+            svc["healthcheck"] = dict(spec["healthcheck"])
+        deps = spec.get("depends_on")
+        if deps:
+            if isinstance(deps, dict):
+                svc["depends_on"] = deps
+            else:
+                svc["depends_on"] = {
+                    d: {"condition": "service_healthy" if services.get(d, {}).get("healthcheck") else "service_started"}
+                    for d in deps
+                }
+        svc.update(copy.deepcopy(spec.get("compose") or {}))
+        out_services[name] = svc
+    project_dict = {"name": project, "services": out_services}
+    if volumes:
+        project_dict["volumes"] = volumes
+    return project_dict
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# secrets
+# ---------------------------------------------------------------------------------------------------------------
+def stack_secret_bindings(services):
+    """[{service, env, var, format}] for every secret an enabled service takes from a role variable.
+    A secret is ``ENV: variable_name`` or ``ENV: {var: variable_name, format: 'neo4j/{value}'}``."""
+    out = []
+    for name, spec in services.items():
+        for env, ref in (spec.get("secrets") or {}).items():
+            if isinstance(ref, dict):
+                var, fmt = ref.get("var"), ref.get("format", "{value}")
+            else:
+                var, fmt = ref, "{value}"
+            if not var or "{value}" not in fmt:
+                raise AnsibleFilterError(
+                    f"stack_services.{name}.secrets.{env}: use a variable name or {{var: NAME, format: '...{{value}}'}}"
+                )
+            out.append({"service": name, "env": env, "var": var, "format": fmt})
+    return out
+
+
+def stack_weak_secrets(values, users=None):
+    """Messages naming each variable whose value is empty or a well-known default credential.
+    ``values``: variable name -> value; ``users``: variable name -> user names it is used with (a password equal
+    to its user name, e.g. postgres/postgres, is refused too). Never echoes the value."""
+    users = users or {}
+    problems = []
+    for var in sorted(values):
+        value = values[var]
+        text = "" if value is None else str(value)
+        if not text.strip():
+            problems.append(f"{var}: is empty; set it in the vault (homeport vault edit)")
+        elif text.strip().lower() in DEFAULT_PASSWORDS:
+            problems.append(f"{var}: is a well-known default credential; choose a strong secret")
+        elif text in (users.get(var) or []):
+            problems.append(f"{var}: equals its user name; choose a strong secret")
+        elif "\n" in text or "'" in text or "\x00" in text:
+            problems.append(f"{var}: must not contain a newline, NUL or single quote (env file syntax)")
+    return problems
+
+
+def stack_secret_users(services):
+    """Variable name -> user names it is used with (the values of *USER environment keys of the services that
+    take it), so stack_weak_secrets can refuse postgres/postgres-style pairs."""
+    out = {}
+    for b in stack_secret_bindings(services):
+        env = services[b["service"]].get("environment") or {}
+        names = [str(v) for k, v in env.items() if str(k).upper().endswith("USER")]
+        if b["format"] != "{value}":
+            names.append(b["format"].split("{value}", 1)[0].rstrip("/:"))
+        out.setdefault(b["var"], [])
+        out[b["var"]].extend(n for n in names if n and n not in out[b["var"]])
+    return out
+
+
+def _env_quote(value: str, where: str) -> str:
+    if "'" in value or "\n" in value or "\x00" in value:
+        raise AnsibleFilterError(f"{where}: must not contain a newline, NUL or single quote")
+    return f"'{value}'"
+
+
+def stack_env_file(bindings, values):
+    """Env file text (KEY='value' lines, single quotes: compose takes them literally) for one service."""
+    lines = []
+    for b in bindings:
+        value = b["format"].replace("{value}", str(values[b["var"]]))
+        lines.append(f"{b['env']}={_env_quote(value, b['var'])}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# docker compose config --format json: budget, ports, summary
+# ---------------------------------------------------------------------------------------------------------------
+def _limit(svc):
+    lim = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
+    for value in (lim.get("memory"), svc.get("mem_limit")):
+        if value not in (None, "", 0, "0"):
+            return _size(value, "memory limit")
+    return None
+
+
+def _replicas(svc):
+    deploy = svc.get("deploy") or {}
+    value = deploy.get("replicas", svc.get("scale", 1))
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 1
+
+
+def stack_budget(config, budget, mem_total=None):
+    """Sum the memory limits of the rendered project and judge them. Returns a dict with per-service figures,
+    ``total``, ``budget``, ``mem_total``, ``missing_limit``, ``bad_restart`` and ``errors`` (empty = fine)."""
+    services = (config or {}).get("services") or {}
+    budget_b = _size(budget, "homeport_memory_budget")
+    mem_total_b = _size(mem_total, "docker info MemTotal") if mem_total not in (None, "", 0) else None
+    rows, missing, bad_restart = [], [], []
+    total = 0
+    for name in sorted(services):
+        svc = services[name]
+        limit = _limit(svc)
+        replicas = _replicas(svc)
+        if limit is None:
+            missing.append(name)
+        else:
+            total += limit * replicas
+        restart = svc.get("restart") or ((svc.get("deploy") or {}).get("restart_policy") or {}).get("condition")
+        if restart not in RESTART_OK:
+            bad_restart.append(name)
+        rows.append({"name": name, "limit": limit, "replicas": replicas, "total": (limit or 0) * replicas})
+    breakdown = ", ".join(
+        f"{r['name']}={human(r['limit'])}" + (f"x{r['replicas']}" if r["replicas"] != 1 else "")
+        for r in rows
+        if r["limit"] is not None
+    )
+    errors = []
+    if missing:
+        errors.append(
+            f"service(s) without a memory limit: {', '.join(missing)} "
+            "(set memory in stack_services or deploy.resources.limits.memory / mem_limit in your compose file)"
+        )
+    if bad_restart:
+        errors.append(
+            f"service(s) without restart unless-stopped/always (would stay down after a power loss): "
+            f"{', '.join(bad_restart)}"
+        )
+    if total > budget_b:
+        errors.append(
+            f"memory limits total {human(total)} exceed homeport_memory_budget {human(budget_b)} "
+            f"by {human(total - budget_b)}: {breakdown}"
+        )
+    if mem_total_b is not None and total > mem_total_b:
+        errors.append(
+            f"memory limits total {human(total)} exceed the container runtime's memory {human(mem_total_b)} "
+            f"(docker info MemTotal): {breakdown}"
+        )
+    return {
+        "services": rows,
+        "total": total,
+        "total_human": human(total),
+        "budget": budget_b,
+        "budget_human": human(budget_b),
+        "mem_total": mem_total_b,
+        "missing_limit": missing,
+        "bad_restart": bad_restart,
+        "breakdown": breakdown,
+        "errors": errors,
+    }
+
+
+def stack_port_violations(config, allowed, allow_public=False):
+    """Messages for published ports bound to an address not in ``allowed`` (0.0.0.0 / all addresses unless
+    ``allow_public``)."""
+    allowed = {str(a) for a in (allowed or []) if a}
+    problems = []
+    services = (config or {}).get("services") or {}
+    for name in sorted(services):
+        for port in services[name].get("ports") or []:
+            if isinstance(port, dict):
+                host_ip = str(port.get("host_ip") or "")
+                published = port.get("published") or "random"  # no published port: an ephemeral host port
+                target = port.get("target")
+            else:  # short syntax (older compose output)
+                parsed = _port(port, "", f"{name}.ports")
+                host_ip, published, target = parsed["host_ip"], parsed["published"], parsed["target"]
+            is_public = host_ip in PUBLIC_ADDRESSES
+            if is_public and allow_public:
+                continue
+            if host_ip in allowed:
+                continue
+            shown = host_ip or "0.0.0.0"  # noqa: S104 - only for the message
+            problems.append(
+                f"service {name}: port {published}->{target} binds to {shown}; allowed: "
+                f"{', '.join(sorted(allowed))}" + ("" if allow_public else " (stack_allow_public_ports is false)")
+            )
+    return problems
+
+
+def stack_ps_row(row):
+    """One row of `docker compose ps --all --format json` -> {service, ok, text}: ok when running and healthy (or
+    without a healthcheck), or a one-shot container that exited 0."""
+    service = row.get("Service") or row.get("Name") or "?"
+    state = str(row.get("State") or "").lower()
+    health = str(row.get("Health") or "").lower()
+    exit_code = row.get("ExitCode", 0)
+    ok = (state == "running" and health in ("", "healthy")) or (state == "exited" and exit_code == 0)
+    text = f"{service}: state {state or '?'}"
+    if health:
+        text += f", health {health}"
+    if state == "exited":
+        text += f", exit code {exit_code}"
+    if row.get("Status"):
+        text += f" ({row['Status']})"
+    return {"service": service, "ok": ok, "text": text}
+
+
+def stack_config_summary(config):
+    """The rendered project without environment values: safe to show."""
+    out = {}
+    for name, svc in ((config or {}).get("services") or {}).items():
+        out[name] = {
+            "image": svc.get("image"),
+            "build": bool(svc.get("build")),
+            "memory": _limit(svc),
+            "restart": svc.get("restart"),
+            "ports": svc.get("ports") or [],
+            "volumes": [v.get("source") if isinstance(v, dict) else v for v in svc.get("volumes") or []],
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# releases, lock, hashes
+# ---------------------------------------------------------------------------------------------------------------
+def stack_release_plan(releases, current=None, keep=5):
+    """Given release directory names (timestamps, sortable) and the one `current` points to: the previous release
+    (the newest one older than current), and the releases to prune (oldest first, beyond ``keep``, never current
+    nor previous)."""
+    keep = int(keep)
+    if keep < 2:
+        raise AnsibleFilterError("stack_keep_releases: must be at least 2 (the current and the previous release)")
+    names = sorted({str(r) for r in releases or [] if r})
+    previous = None
+    if current in names:
+        older = [n for n in names if n < current]
+        previous = older[-1] if older else None
+    protected = {current, previous}
+    prune = []
+    surplus = len(names) - keep
+    for n in names:
+        if surplus <= 0:
+            break
+        if n in protected:
+            continue
+        prune.append(n)
+        surplus -= 1
+    return {"releases": names, "current": current if current in names else None, "previous": previous, "prune": prune}
+
+
+def stack_lock_state(lock, now, timeout):
+    """Judge an existing lock file's content ({owner, pid, time}) at epoch ``now``: ``stale`` when older than
+    ``timeout`` seconds (or unreadable), with a message naming the owner."""
+    if not isinstance(lock, dict):
+        return {"stale": True, "age": None, "message": "unreadable lock file (taking it over)"}
+    try:
+        age = int(float(now) - float(lock.get("time", 0)))
+    except (TypeError, ValueError):
+        return {"stale": True, "age": None, "message": "lock file without a time (taking it over)"}
+    who = f"{lock.get('owner', '?')} (pid {lock.get('pid', '?')}, action {lock.get('action', '?')})"
+    if age > int(timeout):
+        return {"stale": True, "age": age, "message": f"stale lock of {who}, {age}s old (taking it over)"}
+    return {
+        "stale": False,
+        "age": age,
+        "message": f"another deploy is running: locked by {who} {age}s ago; wait for it to finish, or remove the "
+        f"lock if that run is dead (it is taken over after {int(timeout)}s)",
+    }
+
+
+def stack_tree_hash(path, exclude=None):
+    """SHA-256 over the relative paths, modes and contents of the files under ``path`` (on the controller): the
+    tag of the image built from it. 12 hex digits."""
+    path = os.path.expanduser(str(path))
+    if not os.path.isdir(path):
+        raise AnsibleFilterError(f"stack_source_dirs: {path} is not a directory on the controller")
+    skip = {".git", "__pycache__", ".venv", "node_modules", *list(exclude or [])}
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d not in skip)
+        for f in sorted(files):
+            if f in skip:
+                continue
+            full = os.path.join(root, f)
+            rel = os.path.relpath(full, path)
+            h.update(rel.encode() + b"\0")
+            h.update(str(os.stat(full).st_mode & 0o111).encode() + b"\0")
+            with open(full, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()[:12]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "stack_merge_services": stack_merge_services,
+            "stack_service_errors": stack_service_errors,
+            "stack_compose": stack_compose,
+            "stack_secret_bindings": stack_secret_bindings,
+            "stack_weak_secrets": stack_weak_secrets,
+            "stack_secret_users": stack_secret_users,
+            "stack_env_file": stack_env_file,
+            "stack_budget": stack_budget,
+            "stack_port_violations": stack_port_violations,
+            "stack_config_summary": stack_config_summary,
+            "stack_ps_row": stack_ps_row,
+            "stack_release_plan": stack_release_plan,
+            "stack_lock_state": stack_lock_state,
+            "stack_tree_hash": stack_tree_hash,
+        }

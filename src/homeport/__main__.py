@@ -1,0 +1,5 @@
+"""`python -m homeport` runs the CLI."""
+
+from homeport.cli import app
+
+app(prog_name="homeport")

@@ -1,0 +1,427 @@
+"""The `homeport` command line: one verb per playbook, all runs through runner.run_playbook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from homeport import drift as drift_report
+from homeport import events, paths
+from homeport import inventory as inventory_files
+from homeport import sandbox as sandbox_host
+from homeport import status as status_report
+from homeport.runner import RunOptions, run_playbook
+
+try:
+    from typer._click.exceptions import UsageError
+except ImportError:  # typer releases that use click directly
+    from click.exceptions import UsageError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 failure (a task failed, see the message); 2 drift found (`homeport drift`); "
+    "3 invalid input (the preflight refused the configuration before anything changed, or a usage error); "
+    "4 a host was unreachable."
+)
+
+
+class HomeportGroup(TyperGroup):
+    """Usage errors exit with 3 (invalid input) like a configuration the preflight refuses."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            exc.exit_code = events.EXIT_INVALID
+            raise
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            exc.exit_code = events.EXIT_INVALID
+            raise
+
+
+app = typer.Typer(
+    cls=HomeportGroup,
+    help="homeport: turn an idle Mac Mini (or a Debian box) into your remote Docker host.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+backup_app = typer.Typer(cls=HomeportGroup, help="Backups with restic: run, list, check, restore, verify.")
+sandbox_app = typer.Typer(cls=HomeportGroup, help="A throwaway local Debian host in Docker to try homeport on.")
+app.add_typer(backup_app, name="backup")
+app.add_typer(sandbox_app, name="sandbox")
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+InventoryOpt = Annotated[
+    Path | None,
+    typer.Option("--inventory", "-i", help="Inventory file or directory (default: ./inventory)."),
+]
+SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Target the sandbox host (`homeport sandbox up`).")]
+LimitOpt = Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts (Ansible host pattern).")]
+TagsOpt = Annotated[list[str] | None, typer.Option("--tags", "-t", help="Only tasks with these tags (repeatable).")]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Dry run: report what would change, change nothing.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output (-v, -vv, -vvv).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead.")]
+
+
+def fail(message: str, code: int = events.EXIT_INVALID) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def default_inventory() -> Path | None:
+    """./inventory when it holds an inventory (a checkout's inventory/ with only example/ does not count)."""
+    default = paths.default_inventory()
+    if default.is_file() or (default.is_dir() and any(p.is_file() for p in default.iterdir())):
+        return default
+    return None
+
+
+def resolve_inventory(inventory: Path | None, sandbox: bool) -> Path:
+    if sandbox:
+        if inventory:
+            raise fail("use either --inventory or --sandbox, not both")
+        sandbox_inv = paths.sandbox_inventory()
+        if not sandbox_inv.is_file():
+            raise fail("no sandbox host: run `homeport sandbox up` first")
+        return sandbox_inv
+    if inventory:
+        if not inventory.exists():
+            raise fail(f"--inventory {inventory}: no such file or directory")
+        return inventory.resolve()
+    default = default_inventory()
+    if default:
+        return default
+    raise fail(
+        "no inventory: ./inventory does not exist. Run `homeport init --host ADDR --user NAME` to create one, "
+        "pass --inventory PATH, or use --sandbox."
+    )
+
+
+def execute(
+    playbook: str,
+    inventory: Path | None,
+    sandbox: bool,
+    *,
+    limit: str | None = None,
+    tags: list[str] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    verbose: int = 0,
+    as_json: bool = False,
+    extravars: dict | None = None,
+    drift: bool = False,
+) -> events.RunRecord:
+    """Run a playbook, show progress and the result, and exit with the homeport exit code when not 0."""
+    opts = RunOptions(
+        playbook=playbook,
+        inventory=resolve_inventory(inventory, sandbox),
+        limit=limit,
+        tags=list(tags or []),
+        check=check,
+        diff=diff,
+        verbosity=verbose,
+        extravars=extravars or {},
+    )
+    handler = events.EventHandler(console, json_mode=as_json, verbosity=verbose, check=check)
+    record = run_playbook(opts, handler)
+    if as_json:
+        events.print_json(record, drift=drift)
+    else:
+        events.render_result(console, record, drift=drift)
+    code = record.exit_code(drift=drift)
+    if code:
+        raise typer.Exit(code)
+    return record
+
+
+@app.command()
+def init(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address of the Mac Mini (name, IP, tailnet name).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="SSH login on the host (an admin account).")] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="Project directory to write inventory/ into.")] = Path(),
+    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Never prompt; fail instead.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing inventory files.")] = False,
+) -> None:
+    """Write inventory/ (hosts, every tunable with its default, an encrypted vault of fresh secrets)."""
+    if not host:
+        if non_interactive:
+            raise fail("--host is required with --non-interactive")
+        host = typer.prompt("Address of the host (name or IP)")
+    if not user:
+        if non_interactive:
+            raise fail("--user is required with --non-interactive")
+        user = typer.prompt("SSH user on the host")
+    try:
+        result = inventory_files.init_project(directory, host=host, user=user, force=force)
+    except inventory_files.InitError as exc:
+        raise fail(str(exc)) from None
+    for path in result.files:
+        console.print(f"wrote {path}")
+    console.print(f"vault password: stored in {result.password_source} (not shown)")
+    console.print("next: `homeport doctor`, then `homeport bootstrap`")
+
+
+@app.command()
+def doctor(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check local prerequisites and every host (SSH, python3, round-trip time)."""
+    # without any inventory the doctor checks this machine only
+    inv = resolve_inventory(inventory, sandbox) if (inventory or sandbox or default_inventory()) else None
+    # imported here: it loads ansible's inventory machinery (~0.8 s), which no other verb needs in this process
+    from homeport import doctor as doctor_checks  # noqa: PLC0415
+
+    rows = doctor_checks.run_checks(inv)
+    if as_json:
+        print(json.dumps({"checks": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        doctor_checks.render(console, rows)
+    if any(r.status == "fail" for r in rows):
+        raise typer.Exit(events.EXIT_FAILED)
+
+
+@app.command()
+def bootstrap(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    tags: TagsOpt = None,
+    check: CheckOpt = False,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set up the whole host (playbooks/site.yml). Rerunning repairs drift."""
+    execute(
+        "site.yml",
+        inventory,
+        sandbox,
+        limit=limit,
+        tags=tags,
+        check=check,
+        diff=check,
+        verbose=verbose,
+        as_json=as_json,
+    )
+
+
+@app.command()
+def drift(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    tags: TagsOpt = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the changes instead of only reporting them.")] = False,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report what differs from the configuration (check+diff; exit 2 on drift); --fix applies it."""
+    opts = RunOptions(
+        playbook="drift.yml",
+        inventory=resolve_inventory(inventory, sandbox),
+        limit=limit,
+        tags=list(tags or []),
+        check=not fix,
+        diff=True,
+        verbosity=verbose,
+    )
+    record = run_playbook(opts, events.EventHandler(console, json_mode=as_json, verbosity=verbose, check=not fix))
+    summary = drift_report.summarise(record, fix=fix)
+    if as_json:
+        print(drift_report.to_json(summary))
+    else:
+        drift_report.render(console, summary)
+    if summary["exit_code"]:
+        raise typer.Exit(summary["exit_code"])
+
+
+@app.command()
+def deploy(
+    services: Annotated[list[str] | None, typer.Argument(help="Services to deploy (default: all).")] = None,
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    check: CheckOpt = False,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the compose stack (playbooks/deploy.yml); rolls back by itself when health checks fail."""
+    execute(
+        "deploy.yml",
+        inventory,
+        sandbox,
+        limit=limit,
+        check=check,
+        diff=check,
+        verbose=verbose,
+        as_json=as_json,
+        extravars={"stack_services_selected": list(services or [])},
+    )
+
+
+@app.command()
+def rollback(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring back the previous release of the compose stack (playbooks/rollback.yml)."""
+    execute("rollback.yml", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+
+
+def _backup(action: str, inventory, sandbox, *, limit, verbose, as_json, extravars: dict | None = None) -> None:
+    record = execute(
+        "backup.yml",
+        inventory,
+        sandbox,
+        limit=limit,
+        verbose=verbose,
+        as_json=as_json,
+        extravars={"homeport_backup_action": action, **(extravars or {})},
+    )
+    data = {k: v for k, v in record.stats.items() if k != "homeport_status"}
+    if data and not as_json:
+        console.print_json(json.dumps(data, default=str))
+
+
+@backup_app.command("run")
+def backup_run(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a backup now."""
+    _backup("run", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+
+
+@backup_app.command("list")
+def backup_list(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the snapshots in the repository."""
+    _backup("list", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+
+
+@backup_app.command("check")
+def backup_check(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the repository's integrity."""
+    _backup("check", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+
+
+@backup_app.command("restore")
+def backup_restore(
+    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id to restore.")] = "latest",
+    target: Annotated[str | None, typer.Option("--target", help="Directory on the host to restore into.")] = None,
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore a snapshot (latest by default)."""
+    extra = {"backup_restore_snapshot": snapshot}
+    if target:
+        extra["backup_restore_target"] = target
+    _backup("restore", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json, extravars=extra)
+
+
+@backup_app.command("verify")
+def backup_verify(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the latest snapshot into a scratch place and check it (a tested restore)."""
+    _backup("verify", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+
+
+@app.command()
+def status(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show each host's status: memory against the budget, containers, last backup, disk, uptime, tailnet."""
+    opts = RunOptions(
+        playbook="status.yml", inventory=resolve_inventory(inventory, sandbox), limit=limit, verbosity=verbose
+    )
+    record = run_playbook(opts, events.EventHandler(console, json_mode=as_json, verbosity=verbose))
+    summary = status_report.summarise(record.stats.get("homeport_status") or {})
+    if as_json:
+        print(json.dumps({**record.as_dict(), "summary": summary["hosts"]}, indent=2, sort_keys=True, default=str))
+    else:
+        events.render_result(console, record)
+        status_report.render(console, summary)
+    if record.exit_code():
+        raise typer.Exit(record.exit_code())
+
+
+@sandbox_app.command("up")
+def sandbox_up(
+    release: Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")] = 13,
+) -> None:
+    """Start the sandbox host (container homeport-sandbox) and write its inventory."""
+    if release not in sandbox_host.RELEASES:
+        raise fail(f"--release {release}: choose one of {', '.join(map(str, sandbox_host.RELEASES))}")
+    try:
+        inv = sandbox_host.up(release, console)
+    except sandbox_host.SandboxError as exc:
+        raise fail(str(exc), events.EXIT_FAILED) from None
+    console.print(f"sandbox ready; inventory: {inv}")
+    console.print("next: `homeport bootstrap --sandbox`")
+
+
+@sandbox_app.command("down")
+def sandbox_down() -> None:
+    """Remove the sandbox container (and only it)."""
+    removed = sandbox_host.down()
+    console.print("sandbox removed" if removed else "no sandbox running")
+
+
+@sandbox_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox_ssh(
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run (after --); default: a shell.")] = None,
+) -> None:
+    """Open a shell on the sandbox host, or run the command given after --."""
+    try:
+        code = sandbox_host.ssh(list(command or []))
+    except sandbox_host.SandboxError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app(prog_name="homeport")

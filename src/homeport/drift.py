@@ -1,0 +1,258 @@
+"""`homeport drift`: what differs between the hosts and the configuration, per host, role and task, with diffs.
+
+The drift playbook (playbooks/drift.yml = the site playbook) runs in check+diff mode through the runner; every
+task that would change something arrives as a :class:`homeport.events.Change`. :func:`summarise` groups them
+and masks secrets; :func:`render` prints them (no colours when stdout is not a terminal, so cron and launchd
+logs stay plain); :func:`exit_code` gives 0 (clean), 2 (drift found) or a failure code. ``--fix`` runs the same
+playbook for real and reports what it changed.
+
+Secrets never reach the output:
+
+- a task with ``no_log`` arrives censored from Ansible: its diff shows as ``(hidden: this task handles a secret)``;
+- in every diff (text and structured), the value of any variable/key whose name contains ``password``,
+  ``passwd``, ``secret``, ``token`` or ``key`` is replaced with ``********`` (``DB_PASSWORD=...``,
+  ``api_token: ...``, ``"secret_key": "..."``, ``--token=...``), and so is the password of a URL
+  (``postgres://user:********@db``);
+- values the caller knows to be secret (``secret_values``) are replaced wherever they appear.
+
+JSON (``homeport drift --json``), one document on stdout::
+
+    {
+      "drift": true,                     # something would change (check mode) / changed (--fix)
+      "fix": false,                      # true with --fix (the changes were applied)
+      "exit_code": 2,                    # 0 clean, 2 drift, 1 failure (3 invalid configuration, 4 unreachable)
+      "status": "successful",            # ansible-runner's status
+      "changed_tasks": 2,
+      "hosts": {
+        "mini": {
+          "changed": 2,                  # tasks that would change (or changed) on this host
+          "recap": {"ok": 30, "changed": 2, "failed": 0, "unreachable": 0, "skipped": 5, ...},
+          "roles": {
+            "hardening": [
+              {"task": "Write the sshd configuration", "action": "ansible.builtin.template",
+               "diff": [{"before_header": "/etc/ssh/sshd_config", "after_header": "...",
+                         "before": "...", "after": "...", "unified": "--- ...\\n+++ ...\\n@@ ..."}]}
+            ]
+          }
+        }
+      },
+      "failures": [{"host": "...", "role": "...", "task": "...", "message": "...", "unreachable": false}],
+      "errors": []
+    }
+
+``diff`` is a list of entries (Ansible's diff: ``before``/``after`` text or mappings, the headers, or
+``prepared`` for modules that prepare their own text), the string ``(hidden: this task handles a secret)`` for
+no_log tasks, or ``null`` when the module reports no diff (e.g. a service that would be started). Tasks outside
+any role are listed under the role ``""`` (shown as ``(play)``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from homeport.events import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, HIDDEN, RunRecord
+
+MASK = "********"
+SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
+_SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+# NAME = value / NAME: value / "NAME": "value" / --name=value, in any text a diff holds
+_ASSIGNMENT = re.compile(
+    r"""(?P<lead>(?<![A-Za-z0-9_.-])["']?[A-Za-z0-9_.-]*(?:password|passwd|secret|token|key)[A-Za-z0-9_.-]*["']?"""
+    r"""[ \t]*[:=][ \t]*)(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s,;}\]]+)""",
+    re.IGNORECASE,
+)
+_URL_PASSWORD = re.compile(r"(?P<lead>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)(?P<value>[^\s@/]+)(?=@)", re.IGNORECASE)
+_MIN_SECRET_LEN = 4  # shorter "secrets" would mask ordinary text
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def mask_text(text: str, secret_values: tuple[str, ...] = ()) -> str:
+    """Mask secret values inside a text (a file's content, a command line)."""
+
+    def assignment(m: re.Match) -> str:
+        value = m.group("value")
+        if value[:1] in "\"'" and value[-1:] == value[:1] and len(value) >= 2:
+            return f"{m.group('lead')}{value[0]}{MASK}{value[0]}"
+        return m.group("lead") + MASK
+
+    out = _ASSIGNMENT.sub(assignment, text)
+    out = _URL_PASSWORD.sub(lambda m: m.group("lead") + MASK, out)
+    for value in sorted((v for v in secret_values if v and len(v) >= _MIN_SECRET_LEN), key=len, reverse=True):
+        out = out.replace(value, MASK)
+    return out
+
+
+def mask(value: Any, secret_values: tuple[str, ...] = ()) -> Any:
+    """Mask secrets in a diff value: mappings by key name (recursively), texts by :func:`mask_text`."""
+    if isinstance(value, dict):
+        return {
+            k: (MASK if is_secret_name(str(k)) and v not in (None, "", [], {}) else mask(v, secret_values))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask(v, secret_values) for v in value]
+    if isinstance(value, str):
+        return mask_text(value, secret_values)
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def unified(entry: dict[str, Any]) -> str:
+    """A unified diff for one diff entry (before/after texts, or mappings shown as JSON)."""
+    if "prepared" in entry:
+        return str(entry["prepared"]).rstrip("\n") + "\n"
+    if "before" not in entry and "after" not in entry:
+        return ""
+    before = _as_text(entry.get("before", ""))
+    after = _as_text(entry.get("after", ""))
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=str(entry.get("before_header") or "before"),
+        tofile=str(entry.get("after_header") or "after"),
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _all_text(entry: dict[str, Any]) -> bool:
+    return all(isinstance(entry.get(k, ""), str) for k in ("before", "after"))
+
+
+def _masked_diff(diff: Any, secret_values: tuple[str, ...]) -> Any:
+    if diff is None or diff == HIDDEN:
+        return diff
+    if isinstance(diff, str):
+        return mask_text(diff, secret_values)
+    entries = diff if isinstance(diff, list) else [diff]
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            out.append(mask(entry, secret_values))
+            continue
+        masked = mask(entry, secret_values)
+        # diff the real texts, then mask line by line: a changed secret still shows as -NAME=*** / +NAME=***
+        text = mask_text(unified(entry), secret_values) if _all_text(entry) else unified(masked)
+        if text:
+            masked["unified"] = text
+        out.append(masked)
+    return out
+
+
+def exit_code(record: RunRecord, fix: bool = False) -> int:
+    """0 clean (or fixed), 2 drift found (check mode), else the failure code of the run (1, 3 or 4)."""
+    code = record.exit_code(drift=not fix)
+    if code in (EXIT_OK, EXIT_DRIFT):
+        return code
+    return code or EXIT_FAILED
+
+
+def summarise(record: RunRecord, fix: bool = False, secret_values: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The drift report of one run (the JSON document described in the module docstring)."""
+    hosts: dict[str, dict[str, Any]] = {}
+    for host in record.hosts:
+        hosts[host] = {"changed": 0, "recap": dict(record.recap[host]), "roles": {}}
+    for change in record.changes:
+        entry = hosts.setdefault(change.host, {"changed": 0, "recap": {}, "roles": {}})
+        entry["changed"] += 1
+        entry["roles"].setdefault(change.role or "", []).append(
+            {
+                "task": mask_text(change.task, secret_values),
+                "action": change.action,
+                "diff": _masked_diff(change.diff, secret_values),
+            }
+        )
+    return {
+        "drift": bool(record.changes),
+        "fix": fix,
+        "exit_code": exit_code(record, fix),
+        "status": record.status,
+        "changed_tasks": len(record.changes),
+        "hosts": hosts,
+        "failures": [
+            {
+                "host": f.host,
+                "role": f.role,
+                "task": f.task,
+                "message": mask_text(f.message, secret_values),
+                "unreachable": f.unreachable,
+            }
+            for f in record.failures
+        ],
+        "errors": [mask_text(e, secret_values) for e in record.errors],
+    }
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2, sort_keys=True, default=str)
+
+
+def _diff_text(line: str) -> Text:
+    if line.startswith(("+++", "---")):
+        return Text(line, style="bold")
+    if line.startswith("+"):
+        return Text(line, style="green")
+    if line.startswith("-"):
+        return Text(line, style="red")
+    if line.startswith("@@"):
+        return Text(line, style="cyan")
+    return Text(line)
+
+
+def render(console: Console, summary: dict[str, Any], show_diffs: bool = True) -> None:
+    """Human report: per host, per role, each task that would change (or changed, with --fix), with its diff."""
+    verb = "changed" if summary["fix"] else "would change"
+    for host, data in sorted(summary["hosts"].items()):
+        if not data["changed"]:
+            console.print(Text.assemble((host, "bold"), ": ", ("no drift", "green")), highlight=False)
+            continue
+        console.print(
+            Text.assemble((host, "bold"), ": ", (f"{data['changed']} task(s) {verb}", "yellow")), highlight=False
+        )
+        for role, tasks in sorted(data["roles"].items()):
+            console.print(Text(f"  {role or '(play)'}", style="bold"), highlight=False)
+            for task in tasks:
+                console.print(Text(f"    - {task['task']}  [{task['action']}]"), highlight=False)
+                if not show_diffs:
+                    continue
+                diff = task["diff"]
+                if diff == HIDDEN:
+                    console.print(Text(f"        {HIDDEN}", style="dim"), highlight=False)
+                    continue
+                for entry in diff or []:
+                    text = entry.get("unified", "") if isinstance(entry, dict) else str(entry)
+                    for line in text.rstrip("\n").splitlines():
+                        console.print(Text("        ") + _diff_text(line), highlight=False, soft_wrap=True)
+    for f in summary["failures"]:
+        what = "unreachable" if f["unreachable"] else "failed"
+        label = f"{f['role']} : {f['task']}" if f["role"] else f["task"]
+        console.print(Text.assemble((f"{f['host']}: ", "bold red"), (label, "bold"), f" {what}: {f['message']}"))
+    for line in summary["errors"]:
+        console.print(Text(line, style="red"), highlight=False)
+    code = summary["exit_code"]
+    if code == EXIT_DRIFT:
+        console.print(
+            f"Drift: {summary['changed_tasks']} task(s) would change something. `homeport drift --fix` applies them.",
+            style="bold yellow",
+        )
+    elif code == EXIT_OK and summary["fix"]:
+        console.print(f"Fixed: {summary['changed_tasks']} task(s) changed something.", style="bold green")
+    elif code == EXIT_OK:
+        console.print("No drift: the hosts match the configuration.", style="bold green")
+    else:
+        console.print(
+            "The drift check failed (see above); nothing is known about the remaining tasks.", style="bold red"
+        )

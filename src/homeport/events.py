@@ -1,0 +1,361 @@
+"""The ONE handler of ansible-runner events: live progress, the final recap, failures in plain words, --json.
+
+Every changed task is kept as a structured record (host, role, task, diff) in ``RunRecord.changes``; the drift
+report builds on it. Results of tasks with ``no_log`` arrive censored from Ansible and stay masked here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+# Exit codes of every homeport verb (documented in `homeport --help` and docs/cli.md).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_DRIFT = 2
+EXIT_INVALID = 3
+EXIT_UNREACHABLE = 4
+
+HIDDEN = "(hidden: this task handles a secret)"
+# A failed task of the preflight role with one of these actions means: the configuration was refused.
+PREFLIGHT_ROLE = "homeport"
+VALIDATION_ACTIONS = {
+    "validate_argument_spec",
+    "ansible.builtin.validate_argument_spec",
+    "assert",
+    "ansible.builtin.assert",
+    "fail",
+    "ansible.builtin.fail",
+}
+_PREFIX = re.compile(r"^(?:Task failed: |Action failed: )+")
+
+
+@dataclass
+class Change:
+    host: str
+    play: str
+    role: str
+    task: str
+    action: str
+    diff: Any = None  # Ansible's diff (list of {before, after, before_header, ...}) or HIDDEN
+
+
+@dataclass
+class Failure:
+    host: str
+    play: str
+    role: str
+    task: str
+    action: str
+    message: str
+    unreachable: bool = False
+    validation: bool = False
+
+
+@dataclass
+class RunRecord:
+    status: str = "unknown"
+    rc: int | None = None
+    check: bool = False
+    plays: list[str] = field(default_factory=list)
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. homeport_status)
+    errors: list[str] = field(default_factory=list)  # ansible's own errors (syntax, inventory) outside tasks
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted(self.recap)
+
+    def exit_code(self, drift: bool = False) -> int:
+        """3 when the preflight refused the configuration, 4 when a host was unreachable, 1 on any other
+        failure, 2 in drift mode when something would change, else 0."""
+        if any(f.validation for f in self.failures):
+            return EXIT_INVALID
+        if any(f.unreachable for f in self.failures):
+            return EXIT_UNREACHABLE
+        if self.failures or self.errors or self.status != "successful":
+            return EXIT_FAILED
+        if drift and self.changes:
+            return EXIT_DRIFT
+        return EXIT_OK
+
+    def as_dict(self, drift: bool = False) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code(drift),
+            "check_mode": self.check,
+            "hosts": self.hosts,
+            "plays": self.plays,
+            "recap": self.recap,
+            "failures": [asdict(f) for f in self.failures],
+            "changes": [asdict(c) for c in self.changes],
+            "stats": self.stats,
+            "errors": self.errors,
+        }
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "\n".join(_text(v) for v in value)
+    return str(value).strip()
+
+
+def failure_message(res: dict[str, Any]) -> str:
+    """A failed result in plain words: the module's msg, stderr (or stdout), failed loop items."""
+    if not isinstance(res, dict):
+        return _text(res)
+    if "censored" in res:
+        return HIDDEN
+    parts: list[str] = []
+    if res.get("msg"):
+        parts.append(_PREFIX.sub("", _text(res["msg"])))
+    for key in ("stderr", "module_stderr"):
+        if res.get(key) and _text(res[key]) not in parts:
+            parts.append(_text(res[key]))
+    if not parts and res.get("stdout"):
+        parts.append(_text(res["stdout"]))
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and item.get("failed"):
+            label = item.get("_ansible_item_label", item.get("item", ""))
+            parts.append(f"item {_text(label)}: {failure_message(item)}")
+    if "rc" in res and res.get("rc") not in (0, None) and not parts:
+        parts.append(f"command exited with status {res['rc']}")
+    return "\n".join(p for p in parts if p) or "the task failed without a message"
+
+
+def _diffs(res: dict[str, Any]) -> Any:
+    if "censored" in res:
+        return HIDDEN
+    if res.get("results"):
+        out = []
+        for item in res["results"]:
+            if isinstance(item, dict) and item.get("changed"):
+                d = _diffs(item)
+                if d:
+                    out.extend(d if isinstance(d, list) else [d])
+        return out or None
+    diff = res.get("diff")
+    if not diff:
+        return None
+    return diff if isinstance(diff, list) else [diff]
+
+
+class EventHandler:
+    """Callable passed to ansible_runner.run(event_handler=...)."""
+
+    def __init__(self, console: Console, json_mode: bool = False, verbosity: int = 0, check: bool = False):
+        self.console = console
+        self.json_mode = json_mode
+        self.verbosity = verbosity
+        self.record = RunRecord(check=check)
+        self.counts: Counter[str] = Counter()
+        self.play = ""
+        self.task = ""
+        self.role = ""
+        self.host = ""
+        self._live: Live | None = None
+        self._stdout = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> EventHandler:
+        if not self.json_mode and self.console.is_terminal:
+            self._live = Live(self._render(), console=self.console, transient=True, refresh_per_second=8)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live:
+            self._live.stop()
+            self._live = None
+
+    # -- events ------------------------------------------------------------------------------------
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if self.verbosity and not self.json_mode and event.get("stdout"):
+            self._print(Text.from_ansi(event["stdout"]))
+        self._stdout = Text.from_ansi(event.get("stdout") or "").plain.strip()
+        handler = getattr(self, "_on_" + kind, None)
+        if handler:
+            handler(data)
+        elif kind in ("verbose", "error") and event.get("stdout"):
+            line = Text.from_ansi(event["stdout"]).plain.strip()
+            if line.startswith(("ERROR", "[ERROR]")):
+                self.record.errors.append(line)
+        if self._live:
+            self._live.update(self._render())
+        return True
+
+    def _on_playbook_on_play_start(self, data: dict) -> None:
+        self.play = data.get("play", "")
+        self.record.plays.append(self.play)
+        self._plain(Text(f"PLAY {self.play}", style="bold"))
+
+    def _on_playbook_on_task_start(self, data: dict) -> None:
+        self.task = data.get("task", "")
+        self.role = data.get("role", "") or ""
+        self.host = ""
+
+    def _on_runner_on_start(self, data: dict) -> None:
+        self.host = data.get("host", "")
+
+    def _on_runner_on_ok(self, data: dict) -> None:
+        res = data.get("res") or {}
+        # a no_log result arrives censored, without its `changed` flag: the callback's own line still says it
+        changed = self._stdout.startswith("changed:") if "censored" in res else res.get("changed")
+        if changed:
+            self.counts["changed"] += 1
+            change = Change(
+                host=data.get("host", ""),
+                play=data.get("play", self.play),
+                role=data.get("role", "") or "",
+                task=data.get("task", self.task),
+                action=data.get("task_action", ""),
+                diff=_diffs(res),
+            )
+            self.record.changes.append(change)
+            verb = "would change" if self.record.check else "changed"
+            self._plain(Text(f"  {verb}: [{change.host}] {self._label(change.role, change.task)}", style="yellow"))
+        else:
+            self.counts["ok"] += 1
+
+    def _on_runner_on_failed(self, data: dict) -> None:
+        if data.get("ignore_errors"):
+            self.counts["ok"] += 1
+            return
+        self.counts["failed"] += 1
+        self._failure(data, unreachable=False)
+
+    def _on_runner_on_unreachable(self, data: dict) -> None:
+        self.counts["unreachable"] += 1
+        self._failure(data, unreachable=True)
+
+    def _on_runner_on_skipped(self, data: dict) -> None:
+        self.counts["skipped"] += 1
+
+    def _on_playbook_on_stats(self, data: dict) -> None:
+        keys = {
+            "ok": "ok",
+            "changed": "changed",
+            "failures": "failed",
+            "dark": "unreachable",
+            "skipped": "skipped",
+            "rescued": "rescued",
+            "ignored": "ignored",
+        }
+        hosts = set()
+        for key in keys:
+            hosts.update((data.get(key) or {}).keys())
+        self.record.recap = {h: {name: int((data.get(k) or {}).get(h, 0)) for k, name in keys.items()} for h in hosts}
+        self.record.stats = data.get("artifact_data") or {}
+
+    def _failure(self, data: dict, unreachable: bool) -> None:
+        role = data.get("role", "") or ""
+        action = data.get("task_action", "")
+        failure = Failure(
+            host=data.get("host", ""),
+            play=data.get("play", self.play),
+            role=role,
+            task=data.get("task", self.task),
+            action=action,
+            message=failure_message(data.get("res") or {}),
+            unreachable=unreachable,
+            validation=(not unreachable and role == PREFLIGHT_ROLE and action in VALIDATION_ACTIONS),
+        )
+        self.record.failures.append(failure)
+        word = "unreachable" if unreachable else "failed"
+        self._plain(Text(f"  {word}: [{failure.host}] {self._label(role, failure.task)}", style="red"))
+
+    # -- output ------------------------------------------------------------------------------------
+    @staticmethod
+    def _label(role: str, task: str) -> str:
+        return f"{role} : {task}" if role else task
+
+    def _print(self, renderable) -> None:
+        if self._live:
+            self._live.console.print(renderable)
+        else:
+            self.console.print(renderable)
+
+    def _plain(self, text: Text) -> None:
+        """Line-by-line progress for logs (no terminal); the live display covers terminals."""
+        if not self.json_mode and not self._live and not self.verbosity:
+            self.console.print(text, highlight=False)
+
+    def _render(self) -> Group:
+        counts = Text.assemble(
+            ("ok ", "bold"),
+            (str(self.counts["ok"]), "green"),
+            ("  changed ", "bold"),
+            (str(self.counts["changed"]), "yellow"),
+            ("  failed ", "bold"),
+            (str(self.counts["failed"]), "red"),
+            ("  skipped ", "bold"),
+            (str(self.counts["skipped"]), "cyan"),
+            ("  unreachable ", "bold"),
+            (str(self.counts["unreachable"]), "magenta"),
+        )
+        host = f" [{self.host}]" if self.host else ""
+        return Group(
+            Text(f"play  {self.play}", style="bold"),
+            Text(f"task  {self._label(self.role, self.task)}{host}"),
+            counts,
+        )
+
+
+def render_result(console: Console, record: RunRecord, drift: bool = False) -> None:
+    """The end of every run: recap table per host, then each failure (or drift) in plain words."""
+    if record.recap:
+        table = Table(title="Recap", title_justify="left")
+        table.add_column("host")
+        for col, style in (
+            ("ok", "green"),
+            ("changed", "yellow"),
+            ("failed", "red"),
+            ("unreachable", "magenta"),
+            ("skipped", "cyan"),
+            ("rescued", ""),
+            ("ignored", ""),
+        ):
+            table.add_column(col, justify="right", style=style)
+        for host in record.hosts:
+            r = record.recap[host]
+            table.add_row(
+                host,
+                *(str(r[c]) for c in ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")),
+            )
+        console.print(table)
+    for f in record.failures:
+        what = "could not be reached" if f.unreachable else "failed"
+        console.print(
+            Text.assemble(
+                (f"{f.host}: ", "bold red"),
+                (EventHandler._label(f.role, f.task), "bold"),
+                f" {what}:\n",
+                (f.message, ""),
+            ),
+            highlight=False,
+        )
+    for line in record.errors:
+        console.print(Text(line, style="red"), highlight=False)
+    if record.failures and any(f.validation for f in record.failures):
+        console.print("Nothing was changed: the configuration was refused before any role ran.", style="bold")
+    if drift and not record.failures and not record.errors:
+        if record.changes:
+            console.print(f"Drift: {len(record.changes)} task(s) would change something.", style="bold yellow")
+        else:
+            console.print("No drift: the hosts match the configuration.", style="bold green")
+
+
+def print_json(record: RunRecord, drift: bool = False) -> None:
+    print(json.dumps(record.as_dict(drift), indent=2, sort_keys=True, default=str))

@@ -1,0 +1,134 @@
+"""The ONE place that builds the ansible-runner private data dir, environment and extravars, and runs a playbook.
+
+Private data dir: ``.homeport/runner/`` (persistent); artifacts: ``.homeport/artifacts/`` (the last
+``KEEP_ARTIFACTS`` runs); facts: ``.homeport/facts/`` (jsonfile cache, 24 h). The content root is linked in as the
+collection ``homeport.homeport`` so ``homeport.homeport.to_bytes`` and friends resolve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from homeport import paths, vault
+from homeport.events import EventHandler, RunRecord
+
+KEEP_ARTIFACTS = 20
+FACT_CACHE_TIMEOUT = 24 * 3600
+# Far-away host: one SSH connection reused for 10 minutes, pipelining, keepalives.
+SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=600s -o ServerAliveInterval=30 -o ServerAliveCountMax=4"
+
+
+def control_path_dir() -> Path:
+    """Short directory for SSH control sockets (a socket path must stay under ~104 bytes)."""
+    return Path.home() / ".ansible" / "cp"
+
+
+@dataclass
+class RunOptions:
+    playbook: str  # file name in playbooks/, e.g. "site.yml"
+    inventory: Path
+    limit: str | None = None
+    tags: list[str] = field(default_factory=list)
+    skip_tags: list[str] = field(default_factory=list)
+    check: bool = False
+    diff: bool = False
+    verbosity: int = 0
+    extravars: dict[str, Any] = field(default_factory=dict)
+
+
+def collection_link(private_dir: Path) -> Path:
+    """<private dir>/collections/ansible_collections/homeport/homeport -> content root; returns the collections dir."""
+    collections = private_dir / "collections"
+    link = collections / "ansible_collections" / "homeport" / "homeport"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    target = paths.content_root()
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return collections
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target, target_is_directory=True)
+    return collections
+
+
+def build_env(private_dir: Path) -> dict[str, str]:
+    """Environment of every ansible-playbook run (on top of the caller's environment)."""
+    content = paths.content_root()
+    control_path_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    return {
+        "ANSIBLE_COLLECTIONS_PATH": str(collection_link(private_dir)),
+        "ANSIBLE_ROLES_PATH": str(content / "roles"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",  # ansible-runner turns it off unless set
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_ARGS": SSH_ARGS,
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_path_dir()),
+        "ANSIBLE_GATHERING": "smart",
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": str(FACT_CACHE_TIMEOUT),
+        "ANSIBLE_FORCE_COLOR": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+        "ANSIBLE_INTERPRETER_PYTHON": os.environ.get("ANSIBLE_INTERPRETER_PYTHON", "auto_silent"),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_SHOW_CUSTOM_STATS": "False",
+        # the vault password reaches the client script through a Unix socket, never through the environment
+        vault.ENV_PASSWORD: "",
+    }
+
+
+def _cmdline(opts: RunOptions, vault_client: Path | None) -> str:
+    args: list[str] = []
+    if opts.check:
+        args.append("--check")
+    if opts.diff:
+        args.append("--diff")
+    if vault_client:
+        args += ["--vault-password-file", str(vault_client)]
+    return shlex.join(args)
+
+
+def _ident(playbook: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{Path(playbook).stem}-{secrets.token_hex(2)}"
+
+
+def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
+    """Run one playbook with ansible-runner; every event goes through ``handler``; returns its record."""
+    private_dir = paths.runner_dir()
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env = build_env(private_dir)
+    password = vault.resolve_password()
+    client = vault.client_script(private_dir / "bin") if password else None
+    with vault.PasswordPipe(password) if password else contextlib.nullcontext() as pipe, handler:
+        if pipe:
+            env[vault.ENV_SOCKET] = str(pipe.path)
+        result = ansible_runner.run(
+            private_data_dir=str(private_dir),
+            playbook=str(paths.playbook(opts.playbook)),
+            inventory=str(opts.inventory),
+            envvars=env,
+            extravars=opts.extravars or None,
+            cmdline=_cmdline(opts, client) or None,
+            limit=opts.limit,
+            tags=",".join(opts.tags) or None,
+            skip_tags=",".join(opts.skip_tags) or None,
+            verbosity=opts.verbosity or None,
+            artifact_dir=str(paths.artifacts_dir()),
+            rotate_artifacts=KEEP_ARTIFACTS,
+            ident=_ident(opts.playbook),
+            fact_cache_type="jsonfile",
+            fact_cache=str(paths.facts_dir()),  # absolute: ansible-runner keeps it outside the artifacts
+            event_handler=handler,
+            suppress_env_files=True,  # nothing (env, extravars) written into <private dir>/env/
+            quiet=True,
+        )
+    record = handler.record
+    record.status = result.status
+    record.rc = result.rc
+    return record

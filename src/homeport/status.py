@@ -1,0 +1,318 @@
+"""`homeport status`: one screen per host, from the status document the preflight role publishes.
+
+The status play (playbooks/status.yml -> role homeport with ``homeport_action: status``) gathers everything on
+each host in one remote call and publishes it with set_stats under ``homeport_status`` (a mapping host ->
+document, see roles/homeport/tasks/status.yml). This module turns those documents into a summary (pure
+functions: :func:`summarise_host`, :func:`summarise`) and renders it (:func:`render`); the only thing it does
+on its own is time a TCP connect to each host's SSH port from this machine (:func:`measure_latency`): over
+Tailscale that is the tailnet latency the user feels.
+
+JSON (``homeport status --json``), one document on stdout: the run record every verb prints (``status``,
+``exit_code``, ``recap``, ``failures``, ``stats.homeport_status`` = the raw documents, ...) plus ``summary``,
+host -> the summary below::
+
+    "summary": {
+      "mini": {
+        "os": "MacOSX 15.1", "arch": "arm64", "uptime_seconds": 86400, "docker": true,
+        "memory": {"budget_mb": 14336, "vm_mb": 14336, "host_mb": 16384, "limits_mb": 11776,
+                   "usage_mb": 6210.5, "unlimited": ["watcher"]},
+        "containers": [{"name": "stack-postgres-1", "service": "postgres", "project": "stack", "image": "...",
+                        "state": "running", "health": "healthy", "restarts": 0,
+                        "memory_limit_mb": 2048.0, "memory_usage_mb": 312.4}],
+        "backup": {"last_success": "2026-11-23T03:00:12+00:00", "last_failure": null, "last_snapshot": "4f1c...",
+                   "error": null, "age_hours": 9.9, "ok": true},
+        "disk": {"path": "/usr/local/var/homeport", "use_percent": 41.0, "available_gb": 120.3},
+        "tailnet": {"latency_ms": 182.0, "backend_state": "Running", "dns_name": "mini.tail1234.ts.net",
+                    "ips": ["100.64.0.7"], "peers": [{"name": "...", "direct": true, "relay": "fra", "active": true}]},
+        "warnings": ["no memory limit: watcher"],
+        "errors": []
+      }
+    }
+
+``vm_mb`` is the Colima VM's memory on macOS and the host's RAM on Debian; ``limits_mb``/``usage_mb`` are the
+sums over the containers (``docker inspect`` HostConfig.Memory / ``docker stats``); ``latency_ms`` is measured
+from this machine (TCP connect to the host's SSH port: over Tailscale, the tailnet round trip).
+``null`` means "not known" (no Docker, no backup yet, no Tailscale, latency not measurable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import statistics
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+MIB = 1024 * 1024
+BACKUP_MAX_AGE_HOURS = 26  # a daily backup plus slack
+DISK_WARN_PERCENT = 85
+MEMORY_WARN_FRACTION = 0.9
+LOCAL_CONNECTIONS = {"local", "docker", "community.docker.docker", "ansible.builtin.local"}
+
+
+def _mb(value: Any) -> float | None:
+    if value in (None, "", 0):
+        return None
+    try:
+        return round(int(value) / MIB, 1)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def measure_latency(address: str, port: int, samples: int = 3, timeout: float = 3.0) -> float | None:
+    """Median milliseconds of a TCP connect to address:port from here (one round trip), None when unreachable."""
+    times = []
+    for _ in range(samples):
+        t0 = time.monotonic()
+        try:
+            with socket.create_connection((address, port), timeout=timeout):
+                pass
+        except OSError:
+            continue
+        times.append((time.monotonic() - t0) * 1000)
+    return round(statistics.median(times), 1) if times else None
+
+
+def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_ms: float | None = None) -> dict:
+    """The status of one host, with warnings, from its status document."""
+    now = now or dt.datetime.now(dt.UTC)
+    warnings: list[str] = []
+    memory = doc.get("memory") or {}
+    budget_mb = memory.get("budget_mb")
+    vm = doc.get("vm") or None
+    host_total = (doc.get("host_memory") or {}).get("total_bytes")
+    host_mb = _mb(host_total) or memory.get("total_mb")
+    vm_mb = _mb(vm.get("memory_bytes")) if vm else host_mb
+
+    containers = []
+    for c in doc.get("containers") or []:
+        entry = {
+            "name": c.get("name"),
+            "service": c.get("service"),
+            "project": c.get("project"),
+            "image": c.get("image"),
+            "state": c.get("state"),
+            "health": c.get("health"),
+            "restarts": int(c.get("restarts") or 0),
+            "memory_limit_mb": _mb(c.get("memory_limit_bytes")),
+            "memory_usage_mb": _mb(c.get("memory_usage_bytes")),
+        }
+        containers.append(entry)
+        if entry["state"] != "running":
+            warnings.append(f"container {entry['name']} is {entry['state']}")
+        elif entry["health"] not in (None, "healthy"):
+            warnings.append(f"container {entry['name']} is {entry['health']}")
+        if entry["restarts"]:
+            warnings.append(f"container {entry['name']} restarted {entry['restarts']} time(s)")
+    limits_mb = round(sum(c["memory_limit_mb"] or 0 for c in containers), 1)
+    usage_mb = round(sum(c["memory_usage_mb"] or 0 for c in containers), 1)
+    unlimited = [c["name"] for c in containers if c["state"] == "running" and not c["memory_limit_mb"]]
+    if unlimited:
+        warnings.append(f"no memory limit: {', '.join(unlimited)}")
+    if budget_mb:
+        if limits_mb > budget_mb:
+            warnings.append(f"container memory limits ({limits_mb:.0f} MiB) exceed the budget ({budget_mb} MiB)")
+        if usage_mb > MEMORY_WARN_FRACTION * budget_mb:
+            warnings.append(f"containers use {usage_mb:.0f} MiB, over 90% of the budget ({budget_mb} MiB)")
+        if vm and vm_mb and vm_mb < budget_mb:
+            warnings.append(f"the Colima VM has {vm_mb:.0f} MiB, less than the budget ({budget_mb} MiB)")
+
+    backup = None
+    raw_backup = doc.get("backup")
+    if raw_backup is None:
+        warnings.append("no backup has run yet" if "backup" in (doc.get("roles") or []) else "")
+    else:
+        success, failure = _parse_time(raw_backup.get("last_success")), _parse_time(raw_backup.get("last_failure"))
+        age = round((now - success).total_seconds() / 3600, 1) if success else None
+        ok = bool(success) and (failure is None or failure < success) and age is not None
+        ok = ok and age <= BACKUP_MAX_AGE_HOURS
+        backup = {
+            "last_success": raw_backup.get("last_success"),
+            "last_failure": raw_backup.get("last_failure"),
+            "last_snapshot": raw_backup.get("last_snapshot"),
+            "error": raw_backup.get("error"),
+            "age_hours": age,
+            "ok": ok,
+        }
+        if failure and (success is None or failure > success):
+            warnings.append(f"the last backup failed: {raw_backup.get('error') or 'no message'}")
+        elif success is None:
+            warnings.append("no backup has succeeded yet")
+        elif age is not None and age > BACKUP_MAX_AGE_HOURS:
+            warnings.append(f"the last successful backup is {age:.0f} h old")
+
+    disk_doc = doc.get("disk") or {}
+    disk = {
+        "path": disk_doc.get("path") or disk_doc.get("mount"),
+        "use_percent": disk_doc.get("use_percent"),
+        "available_gb": round(disk_doc["available_bytes"] / 1024**3, 1) if disk_doc.get("available_bytes") else None,
+    }
+    if isinstance(disk["use_percent"], int | float) and disk["use_percent"] >= DISK_WARN_PERCENT:
+        warnings.append(f"disk {disk['path']} is {disk['use_percent']}% full")
+
+    ts = doc.get("tailscale") or {}
+    tailnet = {
+        "latency_ms": latency_ms,
+        "backend_state": ts.get("backend_state"),
+        "dns_name": ts.get("dns_name"),
+        "ips": ts.get("ips") or ([doc["tailnet_address"]] if doc.get("tailnet_address") else []),
+        "peers": ts.get("peers") or [],
+    }
+    if ts and ts.get("backend_state") != "Running":
+        warnings.append(f"tailscale is {ts.get('backend_state') or 'not running'}")
+
+    return {
+        "os": doc.get("os"),
+        "arch": doc.get("arch"),
+        "uptime_seconds": doc.get("uptime_seconds"),
+        "docker": doc.get("docker"),
+        "memory": {
+            "budget_mb": budget_mb,
+            "vm_mb": vm_mb,
+            "host_mb": host_mb,
+            "limits_mb": limits_mb,
+            "usage_mb": usage_mb,
+            "unlimited": unlimited,
+        },
+        "containers": containers,
+        "backup": backup,
+        "disk": disk,
+        "tailnet": tailnet,
+        "warnings": [w for w in warnings if w],
+        "errors": list(doc.get("errors") or []),
+    }
+
+
+def summarise(status_doc: dict[str, dict], now: dt.datetime | None = None, measure: bool = True) -> dict[str, Any]:
+    """Every host's summary; with ``measure``, the latency from here to each host's SSH port."""
+    hosts = {}
+    for host, doc in sorted(status_doc.items()):
+        latency = None
+        if measure and doc.get("address") and doc.get("connection", "ssh") not in LOCAL_CONNECTIONS:
+            latency = measure_latency(str(doc["address"]), int(doc.get("port") or 22))
+        hosts[host] = summarise_host(doc, now=now, latency_ms=latency)
+    return {"hosts": hosts}
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2, sort_keys=True, default=str)
+
+
+def _fmt_mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MiB"
+
+
+def _host_panel(host: str, s: dict[str, Any]) -> Panel:
+    mem = s["memory"]
+    lines = [
+        Text.assemble(
+            ("system   ", "bold"), f"{s['os'] or '?'} ({s['arch'] or '?'}), up {human_duration(s['uptime_seconds'])}"
+        ),
+        Text.assemble(
+            ("memory   ", "bold"),
+            f"limits {_fmt_mb(mem['limits_mb'])} / budget {_fmt_mb(mem['budget_mb'])} / "
+            f"{'VM' if mem['vm_mb'] != mem['host_mb'] else 'host'} {_fmt_mb(mem['vm_mb'])}; "
+            f"in use {_fmt_mb(mem['usage_mb'])}",
+        ),
+    ]
+    disk = s["disk"]
+    lines.append(
+        Text.assemble(
+            ("disk     ", "bold"),
+            f"{disk['use_percent'] if disk['use_percent'] is not None else '?'}% used on {disk['path'] or '?'}"
+            + (f", {disk['available_gb']} GiB free" if disk["available_gb"] is not None else ""),
+        )
+    )
+    b = s["backup"]
+    if b is None:
+        lines.append(Text.assemble(("backup   ", "bold"), ("none recorded", "yellow")))
+    else:
+        when = f"last success {b['last_success'] or 'never'}" + (
+            f" ({b['age_hours']:.0f} h ago)" if b["age_hours"] is not None else ""
+        )
+        tail = f", last failure {b['last_failure']}: {b['error']}" if b["last_failure"] and not b["ok"] else ""
+        lines.append(Text.assemble(("backup   ", "bold"), (when + tail, "green" if b["ok"] else "red")))
+    t = s["tailnet"]
+    parts = []
+    if t["latency_ms"] is not None:
+        parts.append(f"{t['latency_ms']:.0f} ms from here")
+    if t["backend_state"]:
+        parts.append(f"tailscale {t['backend_state']}")
+    if t["dns_name"]:
+        parts.append(t["dns_name"])
+    relayed = [p["name"] for p in t["peers"] if p.get("active") and not p.get("direct")]
+    if relayed:
+        parts.append(f"relayed (DERP) to {', '.join(relayed)}")
+    lines.append(Text.assemble(("network  ", "bold"), ", ".join(parts) or "no tailnet information"))
+
+    body: list = list(lines)
+    if s["containers"]:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col, justify in (
+            ("container", "left"),
+            ("state", "left"),
+            ("health", "left"),
+            ("restarts", "right"),
+            ("memory", "right"),
+            ("limit", "right"),
+        ):
+            table.add_column(col, justify=justify)
+        for c in s["containers"]:
+            healthy = c["state"] == "running" and c["health"] in (None, "healthy")
+            table.add_row(
+                c["name"],
+                Text(c["state"] or "?", style="green" if c["state"] == "running" else "red"),
+                Text(c["health"] or "-", style="green" if healthy else "red"),
+                Text(str(c["restarts"]), style="yellow" if c["restarts"] else ""),
+                _fmt_mb(c["memory_usage_mb"]),
+                _fmt_mb(c["memory_limit_mb"]),
+            )
+        body += [Text(""), table]
+    elif s["docker"] is False:
+        body.append(Text("containers: Docker is not reachable on this host", style="yellow"))
+    else:
+        body.append(Text("containers: none"))
+    for w in s["warnings"]:
+        body.append(Text(f"! {w}", style="yellow"))
+    for e in s["errors"]:
+        body.append(Text(f"! {e}", style="red"))
+    style = "red" if s["errors"] else ("yellow" if s["warnings"] else "green")
+    return Panel(Group(*body), title=Text(host, style="bold"), title_align="left", border_style=style)
+
+
+def render(console: Console, summary: dict[str, Any]) -> None:
+    console.print(Text("Status", style="bold"))
+    if not summary["hosts"]:
+        console.print("No status was gathered (no host matched).")
+    for host, s in summary["hosts"].items():
+        console.print(_host_panel(host, s))

@@ -1,0 +1,93 @@
+"""The CLI surface: verbs, help, exit codes, inventory resolution; `homeport status` for real on this machine."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import write_local_inventory
+from typer.testing import CliRunner
+
+from homeport.cli import app
+
+VERBS = ["init", "doctor", "bootstrap", "drift", "deploy", "rollback", "backup", "status", "sandbox"]
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_help_lists_all_nine_verbs_and_exit_codes():
+    r = CliRunner().invoke(app, ["--help"])
+    assert r.exit_code == 0
+    out = _plain(r.output)
+    listed = re.findall(r"^\s{2}(\w+)\s", out.split("Commands:")[1], flags=re.M)
+    assert sorted(listed) == sorted(VERBS)
+    for code in ("0 ok", "1 failure", "2 drift", "3 invalid input", "4 a host was unreachable"):
+        assert code in " ".join(out.split())
+
+
+def test_subcommands():
+    out = _plain(CliRunner().invoke(app, ["backup", "--help"]).output)
+    for sub in ("run", "list", "check", "restore", "verify"):
+        assert re.search(rf"^\s+{sub}\s", out, flags=re.M), sub
+    out = _plain(CliRunner().invoke(app, ["sandbox", "--help"]).output)
+    for sub in ("up", "down", "ssh"):
+        assert re.search(rf"^\s+{sub}\s", out, flags=re.M), sub
+
+
+def test_usage_error_exits_3():
+    assert CliRunner().invoke(app, ["bootstrap", "--no-such-option"]).exit_code == 3
+    assert CliRunner().invoke(app, ["no-such-verb"]).exit_code == 3
+    assert CliRunner().invoke(app, ["sandbox", "up", "--release", "11"]).exit_code == 3
+
+
+def test_missing_inventory_tells_what_to_do(project):
+    r = CliRunner().invoke(app, ["bootstrap"])
+    assert r.exit_code == 3
+    assert "homeport init" in _plain(r.output) and "--sandbox" in _plain(r.output)
+    r = CliRunner().invoke(app, ["status", "--sandbox"])
+    assert r.exit_code == 3 and "sandbox up" in _plain(r.output)
+    r = CliRunner().invoke(app, ["deploy", "-i", "nowhere.yml"])
+    assert r.exit_code == 3
+
+
+def test_status_json_for_real(project):
+    write_local_inventory(project)
+    r = CliRunner().invoke(app, ["status", "-i", "hosts.yml", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    status = doc["stats"]["homeport_status"]["local"]
+    assert status["memory"]["budget_mb"] == 14 * 1024
+    assert status["memory"]["total_mb"] > 0
+    assert 0 <= status["disk"]["use_percent"] <= 100
+    assert doc["recap"]["local"]["failed"] == 0 and doc["recap"]["local"]["changed"] == 0
+
+
+def test_status_table(project):
+    write_local_inventory(project)
+    r = CliRunner().invoke(app, ["status", "-i", "hosts.yml"])
+    assert r.exit_code == 0, r.output
+    out = _plain(r.output)
+    assert "Recap" in out and "Status" in out and "14336" in out, out
+
+
+def test_doctor_json_reports_local_checks(project, monkeypatch):
+    r = CliRunner().invoke(app, ["doctor", "--json"])
+    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["ansible-core"]["status"] == "ok"
+    assert checks["ansible-runner"]["status"] == "ok"
+    assert checks["inventory"]["status"] == "warn"
+    assert r.exit_code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
+
+
+def test_doctor_reports_unreachable_host(project):
+    (project / "inventory").mkdir()
+    (project / "inventory" / "hosts.yml").write_text(
+        "homeport:\n  hosts:\n    gone:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n"
+    )
+    r = CliRunner().invoke(app, ["doctor", "--json"])
+    assert r.exit_code == 1
+    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["gone: SSH"]["status"] == "fail"
+    assert checks["gone: SSH"]["fix"]

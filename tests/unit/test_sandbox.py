@@ -1,0 +1,57 @@
+"""The sandbox host end to end: up, bootstrap over real SSH (host key checking on), rerun changes nothing, down."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def _docker_reachable() -> bool:
+    return bool(shutil.which("docker")) and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def sandbox_cli(project, monkeypatch):
+    if not _docker_reachable():
+        pytest.skip("Docker is not reachable")
+    monkeypatch.setenv("HOMEPORT_SANDBOX_NAME", "homeport-sandbox-unittest")
+    from homeport import cli, sandbox
+
+    importlib.reload(sandbox)  # picks up the container name
+    monkeypatch.setattr(cli, "sandbox_host", sandbox)
+    runner = CliRunner()
+    yield runner, sandbox
+    runner.invoke(cli.app, ["sandbox", "down"])
+    assert subprocess.run(["docker", "inspect", sandbox.CONTAINER], capture_output=True).returncode != 0
+    monkeypatch.delenv("HOMEPORT_SANDBOX_NAME")
+    importlib.reload(sandbox)
+
+
+def test_sandbox_bootstrap_is_idempotent(sandbox_cli, project):
+    from homeport.cli import app
+
+    runner, _ = sandbox_cli
+    up = runner.invoke(app, ["sandbox", "up", "--release", "13"])
+    assert up.exit_code == 0, up.output
+    inventory = (project / ".homeport" / "sandbox" / "inventory.yml").read_text()
+    assert "StrictHostKeyChecking=yes" in inventory and "UserKnownHostsFile=" in inventory
+    assert (project / ".homeport" / "sandbox" / "known_hosts").read_text().startswith("[127.0.0.1]:")
+
+    first = runner.invoke(app, ["bootstrap", "--sandbox"])
+    assert first.exit_code == 0, first.output[-5000:]
+
+    second = runner.invoke(app, ["bootstrap", "--sandbox", "--json"])
+    assert second.exit_code == 0, second.output[-5000:]
+    result = json.loads(second.stdout)
+    assert result["recap"]["sandbox"]["changed"] == 0, result["changes"]
+    assert result["recap"]["sandbox"]["failed"] == 0
+
+    ssh = runner.invoke(app, ["sandbox", "ssh", "--", "sudo", "-n", "true"])
+    assert ssh.exit_code == 0
