@@ -91,7 +91,7 @@ class DelayProxy:
         try:
             await asyncio.sleep(self.delay)
             s_reader, s_writer = await asyncio.open_connection(*self.target)
-        except OSError:
+        except (OSError, asyncio.CancelledError):
             c_writer.close()
             return
         try:
@@ -100,6 +100,8 @@ class DelayProxy:
                 _pump(s_reader, c_writer, self.delay),
                 return_exceptions=True,
             )
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (a cancelled connection task would be logged by asyncio)
         finally:
             for w in (c_writer, s_writer):
                 with contextlib.suppress(Exception):

@@ -227,7 +227,9 @@ def stack_compose(services, project, bind_address="127.0.0.1", image_tags=None):
             build = {"context": build}
         if build:
             svc["build"] = build
-            svc["image"] = spec.get("image") or f"{project}-{name}:{image_tags.get(spec.get('source') or name, 'local')}"
+            svc["image"] = (
+                spec.get("image") or f"{project}-{name}:{image_tags.get(spec.get('source') or name, 'local')}"
+            )
             # built here: never try a registry for it (a missing image is built from the synced source)
             svc["pull_policy"] = spec.get("pull_policy", "never" if spec.get("source") else "missing")
         else:
@@ -484,18 +486,22 @@ def stack_config_summary(config):
 # ---------------------------------------------------------------------------------------------------------------
 # releases, lock, hashes
 # ---------------------------------------------------------------------------------------------------------------
-def stack_release_plan(releases, current=None, keep=5):
-    """Given release directory names (timestamps, sortable) and the one `current` points to: the previous release
-    (the newest one older than current), and the releases to prune (oldest first, beyond ``keep``, never current
-    nor previous)."""
+def stack_release_plan(releases, current=None, keep=5, parent=None):
+    """Given release directory names (timestamps, sortable), the one `current` points to and the release that was
+    current when it was deployed (`parent`, kept in releases/<current>/parent): the release a rollback brings back
+    (`previous`: the parent when it still exists, else the newest release older than current) and the releases to
+    prune (oldest first, beyond ``keep``, never current nor previous)."""
     keep = int(keep)
     if keep < 2:
         raise AnsibleFilterError("stack_keep_releases: must be at least 2 (the current and the previous release)")
     names = sorted({str(r) for r in releases or [] if r})
     previous = None
     if current in names:
-        older = [n for n in names if n < current]
-        previous = older[-1] if older else None
+        if parent and parent in names and parent != current:
+            previous = parent
+        else:
+            older = [n for n in names if n < current]
+            previous = older[-1] if older else None
     protected = {current, previous}
     prune = []
     surplus = len(names) - keep

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
@@ -217,10 +218,8 @@ def tailscale_validate(config: dict) -> list[str]:
             ipaddress.ip_network(route, strict=True)
         except ValueError as exc:
             hint = ""
-            try:
+            with contextlib.suppress(ValueError):
                 hint = f"; did you mean {ipaddress.ip_network(route, strict=False)}?"
-            except ValueError:
-                pass
             errors.append(f"tailscale_advertise_routes: {route!r} is not a valid CIDR prefix ({exc}){hint}")
 
     hostname = config.get("hostname") or ""
@@ -315,10 +314,10 @@ _UP_ERRORS = [
 def redact(text: str, secrets) -> str:
     """Replace every secret (and any auth-key-looking token) in text."""
     out = str(text or "")
-    for secret in secrets or []:
-        if not secret:
+    for item in secrets or []:
+        if not item:
             continue
-        secret = str(secret)
+        secret = str(item)
         for variant in {secret, secret.split("?", 1)[0]}:
             if len(variant) >= 4:
                 out = out.replace(variant, "<redacted>")

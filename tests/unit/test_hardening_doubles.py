@@ -17,7 +17,9 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the doubles change set
 
 @pytest.fixture
 def sim(tmp_path):
-    env = dict(os.environ, HOMEPORT_SIM_STATE=str(tmp_path), PATH=f"{BIN}:{os.environ['PATH']}")
+    env = dict(
+        os.environ, HOMEPORT_SIM_STATE=str(tmp_path), PATH=f"{BIN}:{os.environ['PATH']}", PYTHONDONTWRITEBYTECODE="1"
+    )
 
     def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
         r = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=env)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("hardening_filters", ROOT / "roles/hardening/filter_plugins/hardening.py")
+FILTERS = ROOT / "roles/hardening/filter_plugins/hardening.py"
+_spec = importlib.util.spec_from_file_location("hardening_filters", FILTERS)
 hf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hf)
 
@@ -103,7 +104,8 @@ def test_pmset_changes_only_what_differs():
     [
         (
             "Firewall is enabled. (State = 1)\nFirewall stealth mode is on\n"
-            "Automatically allow built-in signed software ENABLED.\nAutomatically allow downloaded signed software DISABLED.",
+            "Automatically allow built-in signed software ENABLED.\n"
+            "Automatically allow downloaded signed software DISABLED.",
             {"enabled": True, "stealth": True, "allow_signed": True, "allow_downloaded_signed": False},
         ),
         (

@@ -273,8 +273,24 @@ def test_release_plan_after_rollback_keeps_current_and_its_previous():
     assert plan["prune"] == ["r3", "r4"]
 
 
+def test_release_plan_follows_the_parent_after_a_rollback_and_a_new_deploy():
+    # r1 deployed, r2 deployed, rolled back to r1, then r3 deployed from r1: rolling back r3 must give r1, not r2
+    plan = st.stack_release_plan(["r1", "r2", "r3"], "r3", 5, parent="r1")
+    assert plan["previous"] == "r1"
+    # the parent was pruned or never recorded: fall back to the newest older release
+    assert st.stack_release_plan(["r2", "r3"], "r3", 5, parent="r1")["previous"] == "r2"
+    assert st.stack_release_plan(["r2", "r3"], "r3", 5, parent="")["previous"] == "r2"
+    # pruning never takes current or the parent
+    assert st.stack_release_plan(["r1", "r2", "r3", "r4"], "r4", 2, parent="r1")["prune"] == ["r2", "r3"]
+
+
 def test_release_plan_first_release_has_no_previous():
-    assert st.stack_release_plan(["r1"], "r1", 5) == {"releases": ["r1"], "current": "r1", "previous": None, "prune": []}
+    assert st.stack_release_plan(["r1"], "r1", 5) == {
+        "releases": ["r1"],
+        "current": "r1",
+        "previous": None,
+        "prune": [],
+    }
     assert st.stack_release_plan([], "", 5)["previous"] is None
 
 

@@ -38,7 +38,7 @@ def test_parse_status_rejects_other_json():
 
 
 @pytest.mark.parametrize(
-    ("name", "ok", "latency", "via", "direct", "error"),
+    "case",
     [
         ("ping_direct.txt", True, 3.0, "192.168.1.34:41641", True, ""),
         ("ping_derp.txt", True, 187.0, "DERP(sin)", False, ""),
@@ -46,7 +46,8 @@ def test_parse_status_rejects_other_json():
         ("ping_unknown.txt", False, None, "", False, 'error looking up IP of "nosuchhost"'),
     ],
 )
-def test_parse_ping_recorded_outputs(name, ok, latency, via, direct, error):
+def test_parse_ping_recorded_outputs(case):
+    name, ok, latency, via, direct, error = case
     res = tailnet.parse_ping(fixture(name))
     assert res.ok is ok
     assert res.latency_ms == latency

@@ -45,7 +45,9 @@ def run_role(tmp_path: Path, variables: dict, check: bool = True, tasks_from: st
         }
     ]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
-    inventory = {"all": {"hosts": {"local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
+    inventory = {
+        "all": {"hosts": {"local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+    }
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
     env = {
         **os.environ,

@@ -50,7 +50,9 @@ def init_schema() -> None:
         try:
             with connect() as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                conn.execute(f"CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text, embedding vector({DIM}))")
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text, embedding vector({DIM}))"
+                )
             return
         except psycopg.OperationalError as exc:
             print(f"database not ready ({attempt}): {exc}", file=sys.stderr, flush=True)
@@ -99,7 +101,8 @@ class Handler(BaseHTTPRequestHandler):
                 k = int(q.get("k", ["1"])[0])
                 with connect() as conn:
                     rows = conn.execute(
-                        "SELECT id, name, embedding::text, embedding <-> %s::vector AS d FROM items ORDER BY d LIMIT %s",
+                        "SELECT id, name, embedding::text, embedding <-> %s::vector AS d"
+                        " FROM items ORDER BY d LIMIT %s",
                         (vec, k),
                     ).fetchall()
                 self._send(200, {"items": [{"id": r[0], "name": r[1], "embedding": parse_vec(r[2])} for r in rows]})
@@ -132,7 +135,7 @@ def main() -> None:
     init_schema()
     port = int(os.environ.get("API_PORT", "8080"))
     print(f"api version {VERSION} listening on :{port}", file=sys.stderr, flush=True)
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()  # noqa: S104 - inside its container
+    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 
 
 if __name__ == "__main__":
