@@ -19,8 +19,8 @@ def sim_calls(host, tool: str | None = None) -> list[list[str]]:
     if not f.exists:
         return []
     calls = []
-    for line in f.content_string.splitlines():
-        line = line.strip()
+    for raw in f.content_string.splitlines():
+        line = raw.strip()
         if not line:
             continue
         try:

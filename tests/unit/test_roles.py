@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -78,8 +77,6 @@ def test_main_only_dispatches(role: Path):
         if "block" in task:
             continue
         assert keys & allowed, f"{role.name}: tasks/main.yml should only dispatch, found {sorted(keys)}"
-
-
 
 
 def test_role_readmes_are_generated_from_argument_specs():
