@@ -31,6 +31,7 @@ def connect() -> psycopg.Connection:
         dbname=os.environ.get("DATABASE_NAME", "postgres"),
         password=os.environ.get("DATABASE_PASSWORD", ""),
         connect_timeout=3,
+        client_encoding="UTF8",  # the database may be SQL_ASCII (no locale in the image): psycopg would hand back bytes
         autocommit=True,
     )
 
@@ -41,7 +42,9 @@ def vec_literal(values) -> str:
     return "[" + ",".join(str(float(v)) for v in values) + "]"
 
 
-def parse_vec(text: str) -> list[float]:
+def parse_vec(text: str | bytes) -> list[float]:
+    if isinstance(text, bytes | bytearray | memoryview):  # psycopg hands back unregistered types as bytes
+        text = bytes(text).decode()
     return [float(x) for x in text.strip("[]").split(",")]
 
 
@@ -110,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(404, {"error": "not found"})
         except (psycopg.Error, ValueError, KeyError) as exc:
             self._send(503 if isinstance(exc, psycopg.Error) else 400, {"error": str(exc)})
+        except Exception as exc:  # answer 500 instead of dropping the connection
+            self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
 
     def do_POST(self) -> None:
         if self.path != "/vectors":
