@@ -223,6 +223,11 @@ def test_macos_software_update_and_guest(host):
 def test_macos_remote_login_and_reload(host):
     macsim_only(host)
     assert run_ok(host, "systemsetup -getremotelogin").strip() == "Remote Login: On"
+    # Remote Login was already on (prepare): read, never set again by the role
+    assert [c for c in sim_calls(host, "systemsetup") if "-setremotelogin" in c] == [
+        ["systemsetup", "-setremotelogin", "on"]
+    ]
+    # the drop-in changed, so the handler validated and kickstarted the loaded sshd job exactly once
     calls = sim_calls(host, "launchctl")
-    assert ["launchctl", "kickstart", "-k", "system/com.openssh.sshd"] in calls
+    assert calls.count(["launchctl", "kickstart", "-k", "system/com.openssh.sshd"]) == 1
     assert ["fdesetup", "status"] in sim_calls(host, "fdesetup")
