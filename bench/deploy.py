@@ -89,13 +89,17 @@ class Deployer:
     def __init__(self, inventory: Path, workdir: Path):
         self.inventory = inventory
         self.workdir = workdir
-        self.mode = "homeport" if shutil.which("homeport") else "ansible-playbook"
+        self.mode = "homeport"
         self.log = workdir / "deploy.log"
 
     def _cmd(self, services: list[str]) -> tuple[list[str], dict]:
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", HOMEPORT_HOME=str(self.workdir / ".homeport"))
         if self.mode == "homeport":
-            return ["homeport", "deploy", *services, "--inventory", str(self.inventory)], env
+            # the installed CLI, or the one in this checkout (python -m homeport with src/ on the path)
+            if shutil.which("homeport"):
+                return ["homeport", "deploy", *services, "--inventory", str(self.inventory)], env
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+            return [sys.executable, "-m", "homeport", "deploy", *services, "--inventory", str(self.inventory)], env
         env.update(
             ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
             ANSIBLE_ROLES_PATH=str(ROOT / "roles"),

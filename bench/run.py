@@ -6,7 +6,7 @@ homeport/debian:13, see bench/host.py) behind a user-space TCP proxy that delays
 
   bootstrap   first run on the fresh host (everything changes)
   rerun       second run, nothing to change (what the user does most: "is it still right?")
-  drift       --check --diff run (what `homeport drift` does)
+  drift       --check --diff run (what `homeport drift` does; full mode only: short mode times bootstrap and rerun)
 
 Every phase starts cold: a fresh ssh ControlPath directory, so no ssh master survives from the phase before
 (runs from a laptop are minutes or days apart; the persistent connection helps only within a run).
@@ -62,8 +62,14 @@ from proxy import measure_rtt  # noqa: E402
 PHASES = ("bootstrap", "rerun", "drift")
 MODES = {
     # full: the figures for docs/bench.md; short: CI (a few minutes, still real numbers)
-    "full": {"rtt_ms": 150.0, "reps": 2, "cli_reps": 3, "profiles": "stock,homeport,homeport+mitogen"},
-    "short": {"rtt_ms": 30.0, "reps": 1, "cli_reps": 1, "profiles": "stock,homeport"},
+    "full": {
+        "rtt_ms": 150.0,
+        "reps": 2,
+        "cli_reps": 3,
+        "profiles": "stock,homeport,homeport+mitogen",
+        "phases": PHASES,
+    },
+    "short": {"rtt_ms": 30.0, "reps": 1, "cli_reps": 1, "profiles": "stock,homeport", "phases": ("bootstrap", "rerun")},
 }
 BENCH_PLAYBOOK = HERE / "playbooks" / "bench.yml"
 # files whose content must be the same on every profile's bootstrapped host
@@ -225,7 +231,7 @@ def host_fingerprint(host: BenchHost) -> dict[str, str]:
 
 
 def bench_rep(profile: Profile, rep: int, *, rtt_ms: float, playbook: Path, extra: list[str], workdir: Path,
-              fingerprints: dict[str, dict[str, str]]) -> list[Run]:  # fmt: skip
+              fingerprints: dict[str, dict[str, str]], phases: tuple[str, ...] = PHASES) -> list[Run]:  # fmt: skip
     """One repetition of one profile: a fresh host, then bootstrap, rerun and drift."""
     runs: list[Run] = []
     tag = f"{profile.name.replace('+', '-')}-{rep}"
@@ -239,7 +245,7 @@ def bench_rep(profile: Profile, rep: int, *, rtt_ms: float, playbook: Path, extr
                   f"(expected ~{rtt_ms:.0f} ms: one round trip)", flush=True)  # fmt: skip
         cfg = write_cfg(profile, pdir / "ansible.cfg")
         inventory = host.inventory(pdir / "inventory.yml")
-        for phase in PHASES:
+        for phase in phases:
             before = host.proxy.connections
             run = run_phase(
                 profile, rep, phase, cfg=cfg, inventory=inventory, playbook=playbook, extra=extra, workdir=workdir,
@@ -291,7 +297,7 @@ def report(runs: list[Run], profiles: list[Profile], fingerprints: dict, args, o
     print("{:<17} {:<10} {:>5} {:>7} {:>8} {:>7} {:>6} {:>4}".format(*head))
     table = {}
     for name in names:
-        for phase in PHASES:
+        for phase in getattr(args, "phases", PHASES):
             m = median(runs, name, phase)
             if m is None:
                 print(f"{name:<17} {phase:<10} {'-':>5} {'-':>7} {'failed':>8} {'-':>7}")
@@ -359,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     args.reps = MODES[args.mode]["reps"] if args.reps is None else args.reps
     args.cli_reps = MODES[args.mode]["cli_reps"] if args.cli_reps is None else args.cli_reps
     args.profiles = MODES[args.mode]["profiles"] if args.profiles is None else args.profiles
+    args.phases = MODES[args.mode]["phases"]
     if args.reps < 1:
         ap.error("--reps must be at least 1")
     if args.rtt_ms < 0:
@@ -383,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             for profile in profiles:
                 runs += bench_rep(
                     profile, rep, rtt_ms=args.rtt_ms, playbook=playbook, extra=extra, workdir=workdir,
-                    fingerprints=fingerprints,
+                    fingerprints=fingerprints, phases=args.phases,
                 )  # fmt: skip
     cli = None
     if args.cli_reps > 0:

@@ -205,28 +205,21 @@ def host_checks(target: Target) -> list[Check]:
     return rows
 
 
-def tailnet_checks() -> list[Check]:
+def tailnet_checks(peers: list[str]) -> list[Check]:
+    """Tailscale on this laptop and the tailnet latency to each host (warnings: the LAN works too)."""
     try:
-        from homeport import tailnet  # noqa: PLC0415 - optional, written by the tailscale engineer
+        from homeport import tailnet  # noqa: PLC0415 - imported only when the doctor runs
     except ImportError:
         return []
-    status_fn = getattr(tailnet, "controller_status", None)
-    if status_fn is None:
-        return []
-    rows = []
-    for row in status_fn():
-        if isinstance(row, Check):
-            rows.append(row)
-        elif isinstance(row, dict):
-            rows.append(Check(**{k: str(row.get(k, "")) for k in ("check", "status", "detail", "fix")}))
-        else:
-            rows.append(Check(*(str(v) for v in row)))
-    return rows
+    return [
+        Check(row.name, "ok" if row.ok else "warn", row.detail, row.fix) for row in tailnet.controller_status(peers)
+    ]
 
 
 def run_checks(inventory: Path | None) -> list[Check]:
-    rows = local_checks() + tailnet_checks()
+    rows = local_checks()
     if inventory is None:
+        rows += tailnet_checks([])
         rows.append(Check("inventory", "warn", "no ./inventory", "homeport init --host ADDR --user NAME"))
         return rows
     try:
@@ -235,6 +228,7 @@ def run_checks(inventory: Path | None) -> list[Check]:
         return [*rows, Check("inventory", "fail", str(exc).splitlines()[0], f"fix {inventory}")]
     if not targets:
         return [*rows, Check("inventory", "fail", f"no hosts in {inventory}", "add the host to the group homeport")]
+    rows += tailnet_checks([t.address for t in targets if t.address not in {"localhost", "127.0.0.1"}])
     rows.append(Check("inventory", "ok", f"{inventory}: {', '.join(t.name for t in targets)}"))
     for target in targets:
         rows += host_checks(target)

@@ -15,7 +15,7 @@ PG_PASSWORD = "Tq7-stack-test-pg-2b9e"  # tests/stack/vars.yml
 
 
 def api(host, method: str, path: str, body: dict | None = None, token: str | None = TOKEN) -> tuple[int, dict]:
-    cmd = f"curl -sS -o /tmp/api.out -w '%{{http_code}}' -X {method} {API}{path}"
+    cmd = f"curl -sS -o /tmp/api.out -w '%{{http_code}}' -X {method} '{API}{path}'"
     if body is not None:
         cmd += f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
     if token:
