@@ -24,6 +24,11 @@ run_one() {
   start=$(date +%s)
   molecule test -s "$s" >"$logdir/$s.log" 2>&1
   rc=$?
+  # a verifier that finds no tests still "succeeds" in molecule: treat it as a failure here
+  if [[ $rc == 0 ]] && ! grep -Eq '[0-9]+ passed' "$logdir/$s.log"; then
+    echo "molecule: $s ran no testinfra test" >>"$logdir/$s.log"
+    rc=1
+  fi
   end=$(date +%s)
   echo "$s $rc $((end - start))" >"$logdir/$s.result"
   echo "molecule: $s finished rc=$rc in $((end - start))s"

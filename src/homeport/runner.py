@@ -80,6 +80,25 @@ def build_env(private_dir: Path) -> dict[str, str]:
         "ANSIBLE_SHOW_CUSTOM_STATS": "False",
         # the vault password reaches the client script through a Unix socket, never through the environment
         vault.ENV_PASSWORD: "",
+        **mitogen_env(),
+    }
+
+
+def mitogen_env() -> dict[str, str]:
+    """Mitogen's mitogen_linear strategy, opt-in with HOMEPORT_MITOGEN=1 (bench/ measures it: docs/bench.md).
+
+    Off by default: ansible-core 2.19 deprecates third-party strategy plugins, and the stock path is what the
+    molecule suite verifies. Asking for it without the package installed is an error, not a silent fallback.
+    """
+    if os.environ.get("HOMEPORT_MITOGEN", "0") not in {"1", "true", "yes"}:
+        return {}
+    try:
+        import ansible_mitogen  # noqa: PLC0415 - optional dependency (pip install 'homeport[mitogen]')
+    except ImportError as exc:
+        raise RuntimeError("HOMEPORT_MITOGEN=1 but mitogen is not installed: pip install 'homeport[mitogen]'") from exc
+    return {
+        "ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
+        "ANSIBLE_STRATEGY": "mitogen_linear",
     }
 
 

@@ -9,11 +9,12 @@ for f in "$src"/bin/*; do
   [ -f "$f" ] || continue
   install -m 0755 "$f" "/usr/local/bin/$(basename "$f")"
 done
-: >>"$state/calls.log"
-chmod 0644 "$state/calls.log"
 # per-tool hooks (e.g. place /opt/homebrew/bin/brew, seed state files)
 for h in "$src"/install.d/*.sh; do
   [ -f "$h" ] || continue
   HOMEPORT_SIM_SRC="$src" sh "$h"
 done
+# last, after every hook: doubles run as the admin user too, and all of them append to the same log
+: >>"$state/calls.log"
+chmod 0666 "$state/calls.log"
 echo "homeport-sim doubles installed from $src"

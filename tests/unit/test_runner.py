@@ -155,3 +155,14 @@ def test_no_drift_exit_0_after_apply(project, monkeypatch, out):
     assert (project / "settings.conf").read_text() == "answer = 42\n"
     assert run("changes.yml", inv, check=True, diff=True, drift=True) == events.EXIT_OK
     assert "No drift" in out.export_text()
+
+
+def test_mitogen_is_opt_in(monkeypatch):
+    from homeport import runner as runner_mod
+
+    monkeypatch.delenv("HOMEPORT_MITOGEN", raising=False)
+    assert runner_mod.mitogen_env() == {}
+    monkeypatch.setenv("HOMEPORT_MITOGEN", "1")
+    env = runner_mod.mitogen_env()
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
