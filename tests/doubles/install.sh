@@ -7,6 +7,7 @@ state=/var/lib/homeport-sim
 mkdir -p "$state" /usr/local/bin
 # doubles run as root and as the admin user; each creates its own state dir on first use
 chmod 1777 "$state"
+: >>"$state/calls.log"
 for f in "$src"/bin/*; do
   [ -f "$f" ] || continue
   install -m 0755 "$f" "/usr/local/bin/$(basename "$f")"
