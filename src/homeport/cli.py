@@ -301,40 +301,30 @@ def _backup(action: str, inventory, sandbox, *, limit, verbose, as_json, extrava
         console.print_json(json.dumps(data, default=str))
 
 
-@backup_app.command("run")
-def backup_run(
-    inventory: InventoryOpt = None,
-    sandbox: SandboxOpt = False,
-    limit: LimitOpt = None,
-    verbose: VerboseOpt = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Take a backup now."""
-    _backup("run", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+def _backup_verb(action: str, doc: str) -> None:
+    """Register `homeport backup ACTION` (run, list, check, verify share the same options)."""
+
+    def command(
+        inventory: InventoryOpt = None,
+        sandbox: SandboxOpt = False,
+        limit: LimitOpt = None,
+        verbose: VerboseOpt = 0,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _backup(action, inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+
+    command.__doc__ = doc
+    command.__name__ = f"backup_{action}"
+    backup_app.command(action)(command)
 
 
-@backup_app.command("list")
-def backup_list(
-    inventory: InventoryOpt = None,
-    sandbox: SandboxOpt = False,
-    limit: LimitOpt = None,
-    verbose: VerboseOpt = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """List the snapshots in the repository."""
-    _backup("list", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
-
-
-@backup_app.command("check")
-def backup_check(
-    inventory: InventoryOpt = None,
-    sandbox: SandboxOpt = False,
-    limit: LimitOpt = None,
-    verbose: VerboseOpt = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Check the repository's integrity."""
-    _backup("check", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+for _action, _doc in (
+    ("run", "Take a backup now."),
+    ("list", "List the snapshots in the repository."),
+    ("check", "Check the repository's integrity."),
+    ("verify", "Restore the latest snapshot into a scratch place and check it (a tested restore)."),
+):
+    _backup_verb(_action, _doc)
 
 
 @backup_app.command("restore")
@@ -352,18 +342,6 @@ def backup_restore(
     if target:
         extra["backup_restore_target"] = target
     _backup("restore", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json, extravars=extra)
-
-
-@backup_app.command("verify")
-def backup_verify(
-    inventory: InventoryOpt = None,
-    sandbox: SandboxOpt = False,
-    limit: LimitOpt = None,
-    verbose: VerboseOpt = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Restore the latest snapshot into a scratch place and check it (a tested restore)."""
-    _backup("verify", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
 
 
 @app.command()
