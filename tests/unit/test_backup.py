@@ -9,11 +9,10 @@ import json
 import os
 import plistlib
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ansible_local import run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "backup"
@@ -44,8 +43,6 @@ PLAYBOOK = """
 
 
 def render(tmp_path: Path, **extra) -> Path:
-    pb = tmp_path / "render.yml"
-    pb.write_text(PLAYBOOK.format(role=ROLE), encoding="utf-8")
     variables = {
         "out": str(tmp_path),
         "homeport_os_family": "Darwin",
@@ -56,18 +53,7 @@ def render(tmp_path: Path, **extra) -> Path:
         "backup_paths": ["/Users/admin/homeport"],
         **extra,
     }
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    r = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", str(pb),
-         "-e", json.dumps(variables)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
-    )  # fmt: skip
+    r = run_local_playbook(tmp_path, PLAYBOOK.format(role=ROLE), variables)
     assert r.returncode == 0, r.stdout + r.stderr
     assert SECRET not in r.stdout + r.stderr
     return tmp_path

@@ -3,15 +3,12 @@ with the role's own defaults and vars: the LaunchDaemon plist parsed with plistl
 
 from __future__ import annotations
 
-import json
-import os
 import plistlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_local import run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "colima"
@@ -36,8 +33,6 @@ PLAYBOOK = """
 
 
 def render(tmp_path: Path, **extra) -> tuple[dict, dict, str]:
-    pb = tmp_path / "render.yml"
-    pb.write_text(PLAYBOOK.format(role=ROLE), encoding="utf-8")
     variables = {
         "out": str(tmp_path),
         "homeport_os_family": "Darwin",
@@ -47,28 +42,7 @@ def render(tmp_path: Path, **extra) -> tuple[dict, dict, str]:
         "_colima_arch": "aarch64",
         **extra,
     }
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    r = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            str(pb),
-            "-e",
-            json.dumps(variables),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
+    r = run_local_playbook(tmp_path, PLAYBOOK.format(role=ROLE), variables)
     assert r.returncode == 0, r.stdout + r.stderr
     raw_plist = (tmp_path / "colima.plist").read_bytes()
     return plistlib.loads(raw_plist), yaml.safe_load((tmp_path / "colima.yaml").read_text()), raw_plist.decode()

@@ -4,12 +4,11 @@ and the validation that stops bad values before anything changes."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ansible_local import run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "docker_engine"
@@ -40,25 +39,7 @@ VALIDATE = """
 
 
 def playbook(tmp_path: Path, text: str, extra: dict) -> subprocess.CompletedProcess:
-    pb = tmp_path / "pb.yml"
-    pb.write_text(text.format(role=ROLE), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", str(pb), "-e", json.dumps(extra)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
+    return run_local_playbook(tmp_path, text.format(role=ROLE), extra)
 
 
 def test_daemon_json_defaults_and_extra_merge(tmp_path):
