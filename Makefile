@@ -32,8 +32,8 @@ images: setup
 	src/homeport/images/build.sh
 
 lint: setup
-	$(BIN)/ruff check src tests molecule bench
-	$(BIN)/ruff format --check src tests molecule bench
+	$(BIN)/ruff check src tests molecule bench plugins roles
+	$(BIN)/ruff format --check src tests molecule bench plugins roles
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline
 

@@ -19,16 +19,9 @@ import hashlib
 import os
 import re
 
-try:
-    from ansible.errors import AnsibleFilterError
-except ImportError:  # pragma: no cover - the unit tests run with ansible installed
+from ansible.errors import AnsibleFilterError
+from ansible_collections.homeport.homeport.plugins.filter.sizes import to_bytes as _size
 
-    class AnsibleFilterError(Exception):
-        pass
-
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -64,21 +57,6 @@ DEFAULT_PASSWORDS = frozenset(
 )
 
 PUBLIC_ADDRESSES = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - these are what we refuse
-
-
-def _size(value, name: str) -> int:
-    """Bytes from a compose size (int, '2147483648', '2g', '512m', '1.5GiB')."""
-    if isinstance(value, bool):
-        raise AnsibleFilterError(f"{name}: expected a size such as 2g or 512m, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    m = _SIZE_RE.match(str(value))
-    if not m:
-        raise AnsibleFilterError(f"{name}: {value!r} is not a size (use e.g. 2g, 512m or a byte count)")
-    number, unit = m.groups()
-    return int(float(number) * _UNITS[unit.lower()])
 
 
 def human(n: int) -> str:

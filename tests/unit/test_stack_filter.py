@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# the filter imports the size parser from the collection, as Ansible loads it (make collection-link)
+sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 _spec = importlib.util.spec_from_file_location("stack_filter", ROOT / "plugins" / "filter" / "stack.py")
 st = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(st)
