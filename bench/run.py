@@ -14,10 +14,11 @@ Every phase starts cold: a fresh ssh ControlPath directory, so no ssh master sur
 Profiles:
   stock             ansible-core's defaults: no pipelining, ssh_args "-C -o ControlMaster=auto
                     -o ControlPersist=60s", implicit gathering of all facts every run, no fact cache
-  homeport          the environment homeport runs ansible with (homeport.runner.build_env, plus the jsonfile fact
-                    cache ansible-runner adds): pipelining (also under become), ControlPersist=600s,
-                    smart gathering + fact cache
-  homeport+mitogen  homeport's settings plus Mitogen's mitogen_linear strategy (only when `mitogen` is installed)
+  homeport          the environment the homeport CLI runs ansible with (homeport.runner.build_env, plus the jsonfile
+                    fact cache ansible-runner adds): pipelining (also under become), ControlPersist=600s,
+                    smart gathering + fact cache, and Mitogen's mitogen_linear strategy (a dependency of homeport;
+                    HOMEPORT_MITOGEN=0 turns it off)
+  homeport-linear   the same with HOMEPORT_MITOGEN=0: ansible-core's own linear strategy
 
 Figures printed per profile and phase: tasks executed (ok + failed from the recap, handlers and fact gathering
 included), seconds (median over the repetitions), seconds per executed task; then `ratio: N` = stock's rerun
@@ -66,7 +67,7 @@ MODES = {
         "rtt_ms": 150.0,
         "reps": 2,
         "cli_reps": 3,
-        "profiles": "stock,homeport,homeport+mitogen",
+        "profiles": "stock,homeport,homeport-linear",
         "phases": PHASES,
     },
     "short": {"rtt_ms": 30.0, "reps": 1, "cli_reps": 1, "profiles": "stock,homeport", "phases": ("bootstrap", "rerun")},
@@ -123,13 +124,22 @@ class Profile:
 
 
 # -- settings profiles ---------------------------------------------------------------------------------------
-def homeport_env(private_dir: Path) -> dict[str, str]:
+def homeport_env(private_dir: Path, *, mitogen: bool = True) -> dict[str, str]:
     """The Ansible environment homeport runs with: homeport.runner.build_env (the ONE place that builds it) plus
-    the fact cache ansible-runner adds from run_playbook's fact_cache arguments."""
+    the fact cache ansible-runner adds from run_playbook's fact_cache arguments. ``mitogen=False`` is the
+    environment with HOMEPORT_MITOGEN=0."""
     sys.path.insert(0, str(ROOT / "src"))
     from homeport import runner  # noqa: PLC0415
 
-    env = {k: v for k, v in runner.build_env(private_dir).items() if k.startswith("ANSIBLE_")}
+    saved = os.environ.get("HOMEPORT_MITOGEN")
+    os.environ["HOMEPORT_MITOGEN"] = "" if mitogen else "0"
+    try:
+        env = {k: v for k, v in runner.build_env(private_dir).items() if k.startswith("ANSIBLE_")}
+    finally:
+        if saved is None:
+            os.environ.pop("HOMEPORT_MITOGEN")
+        else:
+            os.environ["HOMEPORT_MITOGEN"] = saved
     env["ANSIBLE_CACHE_PLUGIN"] = "jsonfile"  # what ansible-runner sets for fact_cache_type="jsonfile"
     return env
 
@@ -144,20 +154,10 @@ def make_profiles(names: list[str], workdir: Path) -> list[Profile]:
                 "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
             }
             profiles.append(Profile("stock", {}, env))
-        elif name in ("homeport", "homeport+mitogen"):
-            prof = Profile(name, {}, homeport_env(workdir / "runner"))
-            if name == "homeport+mitogen":
-                try:
-                    import ansible_mitogen  # noqa: PLC0415
-                except ImportError:
-                    print("homeport+mitogen: skipped (mitogen is not installed: pip install mitogen)", flush=True)
-                    continue
-                strategies = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
-                prof.env["ANSIBLE_STRATEGY_PLUGINS"] = str(strategies)
-                prof.env["ANSIBLE_STRATEGY"] = "mitogen_linear"
-            profiles.append(prof)
+        elif name in ("homeport", "homeport-linear"):
+            profiles.append(Profile(name, {}, homeport_env(workdir / "runner", mitogen=name == "homeport")))
         else:
-            raise SystemExit(f"--profiles: unknown profile {name!r} (choose from stock, homeport, homeport+mitogen)")
+            raise SystemExit(f"--profiles: unknown profile {name!r} (choose from stock, homeport, homeport-linear)")
     return profiles
 
 
@@ -326,17 +326,17 @@ def report(runs: list[Run], profiles: list[Profile], fingerprints: dict, args, o
               f"{'' if args.rtt_ms == 150 else f' (measured at {args.rtt_ms:g} ms)'}")  # fmt: skip
         print(f"target <= 0.25 s per executed task (homeport rerun): {home.per_task:.3f} "
               f"{'met' if home.per_task <= 0.25 else 'NOT met'}")  # fmt: skip
-    mit = table.get(("homeport+mitogen", "rerun"))
-    mit_prof = next((p for p in profiles if p.name == "homeport+mitogen"), None)
-    if mit and home and mit_prof:
-        faster = mit.seconds < home.seconds
-        keep = faster and not mit_prof.problems
-        summary["mitogen"] = {"rerun_speedup_vs_homeport": round(home.seconds / mit.seconds, 2), "keep": keep}
+    linear = table.get(("homeport-linear", "rerun"))
+    home_prof = next((p for p in profiles if p.name == "homeport"), None)
+    uses_mitogen = home_prof is not None and home_prof.env.get("ANSIBLE_STRATEGY") == "mitogen_linear"
+    if linear and home and home_prof and uses_mitogen:
+        keep = home.seconds < linear.seconds and not home_prof.problems
+        summary["mitogen"] = {"rerun_speedup_vs_linear": round(linear.seconds / home.seconds, 2), "keep": keep}
         if stock:
-            print(f"ratio with mitogen (stock/homeport+mitogen): {stock.seconds / mit.seconds:.2f}")
-        print(f"mitogen: {'correct' if not mit_prof.problems else 'incorrect'}, rerun "
-              f"{home.seconds / mit.seconds:.2f}x vs homeport -> "
-              f"{'worth enabling' if keep else 'not kept'}")  # fmt: skip
+            print(f"ratio without mitogen (stock/homeport-linear): {stock.seconds / linear.seconds:.2f}")
+        print(f"mitogen: {'correct' if not home_prof.problems else 'incorrect'}, rerun "
+              f"{linear.seconds / home.seconds:.2f}x vs the linear strategy -> "
+              f"{'keep it on' if keep else 'turn it off (HOMEPORT_MITOGEN=0)'}")  # fmt: skip
     summary["figures"] = [
         {"profile": k[0], "phase": k[1], "tasks": v.tasks, "changed": v.changed, "seconds": round(v.seconds, 3),
          "seconds_per_task": round(v.per_task, 4), "controller_cpu_seconds": round(v.cpu, 2),
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=sorted(MODES), default="full")
     ap.add_argument("--rtt-ms", type=float, help="emulated round-trip time (full: 150, short: 30)")
     ap.add_argument("--reps", type=int, help="repetitions per profile (full: 2, short: 1)")
-    ap.add_argument("--profiles", help="comma-separated (full: stock,homeport,homeport+mitogen; short: stock,homeport)")
+    ap.add_argument("--profiles", help="comma-separated (full: stock,homeport,homeport-linear; short: stock,homeport)")
     ap.add_argument("--playbook", default=str(BENCH_PLAYBOOK), help="playbook to time (default: the bench playbook)")
     ap.add_argument("-e", "--extra-vars", action="append", default=[], help="passed to ansible-playbook")
     ap.add_argument("--cli-reps", type=int, help="repetitions of the CLI overhead measurement (0: skip it)")

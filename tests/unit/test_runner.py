@@ -157,12 +157,13 @@ def test_no_drift_exit_0_after_apply(project, monkeypatch, out):
     assert "No drift" in out.export_text()
 
 
-def test_mitogen_is_opt_in(monkeypatch):
+def test_mitogen_is_on_by_default_and_can_be_turned_off(monkeypatch):
     from homeport import runner as runner_mod
 
     monkeypatch.delenv("HOMEPORT_MITOGEN", raising=False)
-    assert runner_mod.mitogen_env() == {}
-    monkeypatch.setenv("HOMEPORT_MITOGEN", "1")
     env = runner_mod.mitogen_env()
     assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
     assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+    monkeypatch.setenv("HOMEPORT_MITOGEN", "0")
+    assert runner_mod.mitogen_env() == {}
+    assert "ANSIBLE_STRATEGY" not in runner_mod.build_env(Path("/tmp/homeport-test-private"))
