@@ -40,6 +40,13 @@ chmod 0600 /home/{USER}/.ssh/authorized_keys
 echo '{USER} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{USER}
 chmod 0440 /etc/sudoers.d/{USER}
 visudo -cq
+# every bench connection reaches sshd from the delay proxy's one address: keep OpenSSH >= 9.8's per-source
+# penalties (the link check's banner-only connections count as "noauth") from refusing a later phase
+if sshd -T 2>/dev/null | grep -qi '^persourcepenalties'; then
+  echo 'PerSourcePenalties no' > /etc/ssh/sshd_config.d/00-bench.conf
+  sshd -t
+  systemctl reload ssh
+fi
 """
 
 
