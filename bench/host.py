@@ -64,8 +64,10 @@ def ensure_key(workdir: Path) -> Path:
 class BenchHost:
     """One disposable target host behind its own delay proxy."""
 
-    def __init__(self, name: str, workdir: Path, rtt_ms: float, image: str = IMAGE) -> None:
+    def __init__(self, name: str, workdir: Path, rtt_ms: float, image: str = IMAGE,
+                 run_flags: list[str] | None = None) -> None:  # fmt: skip
         self.name = name
+        self.run_flags = list(_SYSTEMD_ARGS if run_flags is None else run_flags)
         self.workdir = workdir
         self.rtt_ms = rtt_ms
         self.image = image
@@ -79,7 +81,7 @@ class BenchHost:
         if shutil.which("docker") is None:
             raise RuntimeError("docker is not installed: the bench needs a Docker engine")
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, check=False)
-        _run(["docker", "run", "-d", "--name", self.name, "--hostname", "bench", *_SYSTEMD_ARGS, self.image])
+        _run(["docker", "run", "-d", "--name", self.name, "--hostname", "bench", *self.run_flags, self.image])
         self._wait_for_sshd()
         pub = (self.key.with_suffix(".pub")).read_text()
         _run(["docker", "exec", "-i", self.name, "sh", "-c", _SETUP], input=pub)
@@ -130,6 +132,13 @@ class BenchHost:
         )
         if r.stdout.strip():
             raise RuntimeError(f"sudoers sets requiretty on {self.name} ({r.stdout.strip()}): pipelining would break")
+
+    def gateway(self) -> str:
+        """The address this host sees the proxy's connections come from (the Docker bridge gateway)."""
+        out = _run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.Gateway}} {{end}}", self.name])
+        if not out.stdout.split():
+            raise RuntimeError(f"container {self.name} has no network gateway")
+        return out.stdout.split()[0]
 
     def exec(self, *cmd: str) -> str:
         return _run(["docker", "exec", self.name, *cmd]).stdout

@@ -32,7 +32,12 @@ active). A profile that fails a check is reported as incorrect (and Mitogen is t
 Then the CLI's own overhead: `homeport bootstrap` against plain ansible-playbook on the same content with the same
 settings (bench/cli_overhead.py).
 
-Usage: python bench/run.py --mode full|short [--rtt-ms N] [--reps N] [--profiles a,b] [--playbook PATH] [--cli-reps N]
+Content (--content): `bench` (default) a representative 25-task host configuration (bench/playbooks/bench.yml);
+`site` homeport's site playbook, preflight + hardening's SSH part; `sandbox` exactly what `homeport bootstrap
+--sandbox` applies (runtime, hardening, backup) on a host started with the sandbox's flags.
+
+Usage: python bench/run.py --mode full|short [--content bench|site|sandbox] [--rtt-ms N] [--reps N] [--profiles a,b]
+       [--playbook PATH -e VARS] [--cli-reps N]
 """
 
 from __future__ import annotations
@@ -43,22 +48,27 @@ import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "src"))
 
 import cli_overhead  # noqa: E402
 from host import BenchHost  # noqa: E402
 from proxy import measure_rtt  # noqa: E402
+
+from homeport import sandbox  # noqa: E402
 
 PHASES = ("bootstrap", "rerun", "drift")
 MODES = {
@@ -73,6 +83,42 @@ MODES = {
     "short": {"rtt_ms": 30.0, "reps": 1, "cli_reps": 1, "profiles": "stock,homeport", "phases": ("bootstrap", "rerun")},
 }
 BENCH_PLAYBOOK = HERE / "playbooks" / "bench.yml"
+
+
+@dataclass(frozen=True)
+class Content:
+    """What is timed: a playbook, its extra vars, how the test host is started and per-host inventory vars."""
+
+    name: str
+    playbook: Path
+    extra: tuple[str, ...] = ()
+    run_flags: tuple[str, ...] | None = None  # None: bench/host.py's default (systemd, no NET_ADMIN)
+    host_vars: Callable[[BenchHost], dict] | None = None
+
+
+def _sandbox_host_vars(host: BenchHost) -> dict:
+    # what `homeport sandbox up` writes into the sandbox inventory: SSH allowed from where the connections come
+    # from (the proxy, via the Docker bridge gateway) and a throwaway restic password
+    return {
+        "hardening_ssh_allowed_networks": [f"{host.gateway()}/32"],
+        "backup_restic_password": secrets.token_urlsafe(24),
+    }
+
+
+CONTENTS = {
+    # a representative 25-task host configuration (typical modules, become, a handler)
+    "bench": Content("bench", BENCH_PLAYBOOK),
+    # homeport's site playbook: preflight + hardening's SSH part, in the plain bench container
+    "site": Content("site", ROOT / "playbooks" / "site.yml", ("-e", f"@{HERE / 'site-vars.yml'}")),
+    # exactly what `homeport bootstrap --sandbox` applies: runtime (Docker Engine), hardening, backup
+    "sandbox": Content(
+        "sandbox",
+        ROOT / "playbooks" / "site.yml",
+        ("-e", f"@{HERE / 'sandbox-vars.yml'}"),
+        run_flags=tuple(sandbox.RUN_FLAGS),
+        host_vars=_sandbox_host_vars,
+    ),
+}
 # files whose content must be the same on every profile's bootstrapped host
 CHECK_FILES = [
     "/opt/benchapp/app.py",
@@ -230,21 +276,24 @@ def host_fingerprint(host: BenchHost) -> dict[str, str]:
     return fp
 
 
-def bench_rep(profile: Profile, rep: int, *, rtt_ms: float, playbook: Path, extra: list[str], workdir: Path,
+def bench_rep(profile: Profile, rep: int, *, rtt_ms: float, content: Content, extra: list[str], workdir: Path,
               fingerprints: dict[str, dict[str, str]], phases: tuple[str, ...] = PHASES) -> list[Run]:  # fmt: skip
     """One repetition of one profile: a fresh host, then bootstrap, rerun and drift."""
+    playbook = content.playbook
+    extra = [*content.extra, *extra]
+    flags = list(content.run_flags) if content.run_flags is not None else None
     runs: list[Run] = []
     tag = f"{profile.name.replace('+', '-')}-{rep}"
     pdir = workdir / tag
     pdir.mkdir()
     (workdir / "tmp").mkdir(exist_ok=True)
-    with BenchHost(f"homeport-bench-{os.getpid()}-{tag}", workdir, rtt_ms) as host:
+    with BenchHost(f"homeport-bench-{os.getpid()}-{tag}", workdir, rtt_ms, run_flags=flags) as host:
         assert host.proxy is not None
         if rep == 1:
             print(f"  link check: tcp connect + ssh banner {measure_rtt('127.0.0.1', host.proxy.port) * 1000:.0f} ms "
                   f"(expected ~{rtt_ms:.0f} ms: one round trip)", flush=True)  # fmt: skip
         cfg = write_cfg(profile, pdir / "ansible.cfg")
-        inventory = host.inventory(pdir / "inventory.yml")
+        inventory = host.inventory(pdir / "inventory.yml", content.host_vars(host) if content.host_vars else None)
         for phase in phases:
             before = host.proxy.connections
             run = run_phase(
@@ -328,7 +377,8 @@ def report(runs: list[Run], profiles: list[Profile], fingerprints: dict, args, o
               f"{'met' if home.per_task <= 0.25 else 'NOT met'}")  # fmt: skip
     linear = table.get(("homeport-linear", "rerun"))
     home_prof = next((p for p in profiles if p.name == "homeport"), None)
-    uses_mitogen = home_prof is not None and home_prof.env.get("ANSIBLE_STRATEGY") == "mitogen_linear"
+    strategy = home_prof.env.get("ANSIBLE_STRATEGY") if home_prof is not None else None
+    uses_mitogen = strategy in {"mitogen_linear", "homeport_linear"}
     if linear and home and home_prof and uses_mitogen:
         keep = home.seconds < linear.seconds and not home_prof.problems
         summary["mitogen"] = {"rerun_speedup_vs_linear": round(linear.seconds / home.seconds, 2), "keep": keep}
@@ -357,7 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtt-ms", type=float, help="emulated round-trip time (full: 150, short: 30)")
     ap.add_argument("--reps", type=int, help="repetitions per profile (full: 2, short: 1)")
     ap.add_argument("--profiles", help="comma-separated (full: stock,homeport,homeport-linear; short: stock,homeport)")
-    ap.add_argument("--playbook", default=str(BENCH_PLAYBOOK), help="playbook to time (default: the bench playbook)")
+    ap.add_argument("--content", choices=sorted(CONTENTS), default="bench",
+                    help="what to time: bench (25-task host configuration), site (preflight + hardening's SSH part), "
+                         "sandbox (what `homeport bootstrap --sandbox` applies)")  # fmt: skip
+    ap.add_argument("--playbook", help="time this playbook instead of a --content preset")
     ap.add_argument("-e", "--extra-vars", action="append", default=[], help="passed to ansible-playbook")
     ap.add_argument("--cli-reps", type=int, help="repetitions of the CLI overhead measurement (0: skip it)")
     args = ap.parse_args(argv)
@@ -370,10 +423,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--reps must be at least 1")
     if args.rtt_ms < 0:
         ap.error("--rtt-ms must not be negative")
-    playbook = Path(args.playbook).resolve()
-    if not playbook.is_file():
-        ap.error(f"--playbook: {playbook} does not exist")
+    if args.playbook:
+        playbook = Path(args.playbook).resolve()
+        if not playbook.is_file():
+            ap.error(f"--playbook: {playbook} does not exist")
+        content = Content("custom", playbook)
+    else:
+        content = CONTENTS[args.content]
+        playbook = content.playbook
     args.playbook_label = str(playbook.relative_to(ROOT)) if playbook.is_relative_to(ROOT) else str(playbook)
+    if content.name != "custom":
+        args.playbook_label = f"{args.playbook_label} ({content.name})"
     if shutil.which("ansible-playbook") is None:
         ap.error("ansible-playbook is not on PATH (activate the venv: make setup)")
     extra = [x for e in args.extra_vars for x in ("-e", e)]
@@ -389,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(1, args.reps + 1):
             for profile in profiles:
                 runs += bench_rep(
-                    profile, rep, rtt_ms=args.rtt_ms, playbook=playbook, extra=extra, workdir=workdir,
+                    profile, rep, rtt_ms=args.rtt_ms, content=content, extra=extra, workdir=workdir,
                     fingerprints=fingerprints, phases=args.phases,
                 )  # fmt: skip
     cli = None

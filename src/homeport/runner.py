@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ def build_env(private_dir: Path) -> dict[str, str]:
     content = paths.content_root()
     control_path_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
     return {
+        "PATH": search_path(),
         "ANSIBLE_COLLECTIONS_PATH": str(collection_link(private_dir)),
         "ANSIBLE_ROLES_PATH": str(content / "roles"),
         "ANSIBLE_HOST_KEY_CHECKING": "True",  # ansible-runner turns it off unless set
@@ -84,22 +86,26 @@ def build_env(private_dir: Path) -> dict[str, str]:
     }
 
 
+STRATEGY_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "strategy"
+
+
 def mitogen_env() -> dict[str, str]:
-    """Mitogen's mitogen_linear strategy: on when the package is installed (a homeport dependency), because it is
-    correct and several times faster over a far link (bench/, docs/bench.md). HOMEPORT_MITOGEN=0 turns it off;
-    HOMEPORT_MITOGEN=1 insists on it (an error when the package is missing)."""
+    """Mitogen, through homeport's ``homeport_linear`` strategy (Mitogen's ``mitogen_linear`` plus ahead-of-time
+    module forwarding, homeport.mitogen_preload): on when the package is installed (a homeport dependency), because
+    it is correct and several times faster over a far link (bench/, docs/bench.md). HOMEPORT_MITOGEN=0 turns it
+    off; HOMEPORT_MITOGEN=1 insists on it (an error when the package is missing)."""
     wanted = os.environ.get("HOMEPORT_MITOGEN", "").strip().lower()
     if wanted in {"0", "false", "no", "off"}:
         return {}
     try:
-        import ansible_mitogen  # noqa: PLC0415 - optional at import time: HOMEPORT_MITOGEN=0 works without it
+        import ansible_mitogen  # noqa: F401, PLC0415 - optional at import time: HOMEPORT_MITOGEN=0 works without it
     except ImportError as exc:
         if wanted in {"1", "true", "yes", "on"}:
             raise RuntimeError("HOMEPORT_MITOGEN=1 but mitogen is not installed: pip install mitogen") from exc
         return {}
     return {
-        "ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
-        "ANSIBLE_STRATEGY": "mitogen_linear",
+        "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_DIR),
+        "ANSIBLE_STRATEGY": "homeport_linear",
     }
 
 
@@ -112,6 +118,14 @@ def _cmdline(opts: RunOptions, vault_client: Path | None) -> str:
     if vault_client:
         args += ["--vault-password-file", str(vault_client)]
     return shlex.join(args)
+
+
+def search_path() -> str:
+    """PATH for ansible-playbook: homeport's own environment first (beside this Python; a pipx or venv install does
+    not put it on PATH, and an ansible-playbook of another installation must not be picked up instead)."""
+    bindir = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p and p != bindir]
+    return os.pathsep.join([bindir, *rest])
 
 
 def _ident(playbook: str) -> str:
@@ -151,4 +165,10 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
     record = handler.record
     record.status = result.status
     record.rc = result.rc
+    if result.status != "successful" and not (record.recap or record.failures or record.errors):
+        # ansible-playbook ended before its first event (it could not start, or died): say so, never exit silently
+        tail = [line for line in (result.stdout.read() if result.stdout else "").splitlines() if line.strip()][-5:]
+        how = f"exited with {result.rc}" if result.rc is not None else f"ended ({result.status})"
+        said = ": " + " / ".join(tail) if tail else ""
+        record.errors.append(f"ansible-playbook {how} before running anything{said}")
     return record

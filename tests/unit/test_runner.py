@@ -162,8 +162,33 @@ def test_mitogen_is_on_by_default_and_can_be_turned_off(monkeypatch):
 
     monkeypatch.delenv("HOMEPORT_MITOGEN", raising=False)
     env = runner_mod.mitogen_env()
-    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
-    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+    assert env["ANSIBLE_STRATEGY"] == "homeport_linear"
+    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "homeport_linear.py").is_file()
     monkeypatch.setenv("HOMEPORT_MITOGEN", "0")
     assert runner_mod.mitogen_env() == {}
     assert "ANSIBLE_STRATEGY" not in runner_mod.build_env(Path("/tmp/homeport-test-private"))
+
+
+def test_runs_the_ansible_playbook_beside_homeport_even_when_path_lacks_it(local_inventory, out, monkeypatch):
+    """A pipx/venv install does not put ansible-playbook on PATH: homeport still finds its own."""
+    import sys
+
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    env = runner.build_env(Path("/tmp/homeport-test-private"))
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert run("fail.yml", local_inventory) == events.EXIT_FAILED
+    assert "No space left on device" in out.export_text()
+
+
+def test_an_ansible_playbook_that_cannot_start_is_reported_not_silent(local_inventory, out, monkeypatch, tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    script = fake / "ansible-playbook"
+    monkeypatch.setattr(runner, "search_path", lambda: f"{fake}:/usr/bin:/bin")
+    script.write_text("#!/bin/sh\necho 'ERROR! the playbook could not be read' >&2\nexit 5\n")
+    script.chmod(0o755)
+    assert run("fail.yml", local_inventory) == events.EXIT_FAILED
+    assert "the playbook could not be read" in out.export_text()
+    script.write_text("#!/bin/sh\nkill -9 $$\n")  # dies without a word
+    assert run("fail.yml", local_inventory) == events.EXIT_FAILED
+    assert "before running anything" in out.export_text()

@@ -1,0 +1,136 @@
+"""Ahead-of-time module forwarding for Mitogen: fewer round trips per task over a far-away link.
+
+Mitogen runs every task in a persistent Python interpreter on the host and ships the Python modules a task needs
+from the controller. What it ships ahead of time is what it finds in module-level ``import`` statements; anything
+imported later (inside a function, or with ``from . import x``) is fetched on demand: the host stops, asks, and
+waits one round trip per module. ansible-core 2.19 imports much of ``ansible.module_utils`` that way, so a no-change
+rerun at 150 ms paid about 25 such stalls (``apt`` five, ``systemd_service`` seven, connection setup three); the
+bench (bench/, docs/bench.md) showed them one by one in Mitogen's debug log.
+
+This module closes that gap without changing what runs on the host:
+
+- :func:`module_utils_closure` reads the ``ansible.module_utils`` source: every import statement anywhere in the
+  file (function bodies included), relative imports resolved, transitively (a line scan, not a parse: it runs in
+  the multiplexer once per module per run, and a name that only looks like an import costs a few bytes, no stall);
+- :func:`install` wraps Mitogen's per-module dependency scan (``ModuleDepService.scan``, run in the connection
+  multiplexer before each module call) so that the closure of the module's dependencies is *forwarded* to the
+  target context before the call: streamed behind the call message, never imported unless the module does;
+  and adds the become helper (``mitogen.sudo``) and the closure of Mitogen's own preload list to the modules every
+  new context receives.
+
+The strategy plugin ``homeport_linear`` (``homeport/ansible_plugins/strategy``) applies it at load time, before
+Mitogen forks its multiplexer, and is otherwise exactly Mitogen's ``mitogen_linear``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+PREFIX = "ansible.module_utils"
+# what a context needs beyond Mitogen's own preload list: the sudo method (homeport's become method) is imported
+# by the login context when the first become task starts the root context
+EXTRA_PRELOAD = ("mitogen.sudo",)
+
+
+@functools.cache
+def _base() -> Path:
+    import ansible.module_utils  # noqa: PLC0415 - only in the controller's ansible-playbook process
+
+    return Path(ansible.module_utils.__file__).parent
+
+
+def source_path(name: str) -> Path | None:
+    """The source file of an ``ansible.module_utils`` module (``None`` for anything else or a missing module)."""
+    if name == PREFIX:
+        return _base() / "__init__.py"
+    if not name.startswith(PREFIX + "."):
+        return None
+    rel = name[len(PREFIX) + 1 :].replace(".", "/")
+    for candidate in (_base() / f"{rel}.py", _base() / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<module>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]*)"
+    r"|import[ \t]+(?P<modules>[^\n#;]*))",
+    re.MULTILINE,
+)
+
+
+def _names(text: str) -> list[str]:
+    """``a, b as c, (d,\n e)`` -> ``[a, b, d, e]``."""
+    return [part.split()[0] for part in text.strip("()").replace("\\", " ").split(",") if part.split()]
+
+
+@functools.cache
+def direct_imports(name: str) -> frozenset[str]:
+    """The ``ansible.module_utils`` modules that ``name`` imports anywhere in its source, with their parents."""
+    path = source_path(name)
+    if path is None:
+        return frozenset()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    candidates: set[str] = set()
+    for m in _IMPORT.finditer(path.read_text(encoding="utf-8", errors="replace")):
+        if m.group("modules") is not None:
+            candidates.update(_names(m.group("modules")))
+            continue
+        module = m.group("module")
+        level = len(module) - len(module.lstrip("."))
+        if level:
+            parts = package.split(".")
+            parts = parts[: len(parts) - (level - 1)]
+            module = ".".join(parts + ([module.lstrip(".")] if module.lstrip(".") else []))
+        candidates.add(module)
+        candidates.update(f"{module}.{leaf}" for leaf in _names(m.group("names")))
+    found: set[str] = set()
+    for candidate in candidates:
+        if not candidate.startswith(PREFIX):
+            continue
+        parts = candidate.split(".")
+        found.update(".".join(parts[:i]) for i in range(3, len(parts) + 1))
+    return frozenset(n for n in found if source_path(n) is not None)
+
+
+def module_utils_closure(names: Iterable[str]) -> list[str]:
+    """Every ``ansible.module_utils`` module reachable from ``names`` through imports (parents first)."""
+    seen: set[str] = set()
+    todo = [n for n in names if source_path(n) is not None]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(direct_imports(name) - seen)
+    return sorted(seen, key=lambda n: (n.count("."), n))
+
+
+_installed = False
+
+
+def install() -> None:
+    """Patch Mitogen's multiplexer-side services (idempotent). Call before Mitogen forks its multiplexer."""
+    global _installed  # noqa: PLW0603 - a one-time process-wide patch
+    if _installed:
+        return
+    from ansible_mitogen import services  # noqa: PLC0415 - Mitogen is optional for the rest of homeport
+
+    original_scan = services.ModuleDepService.scan
+
+    @functools.wraps(original_scan)  # keeps Mitogen's @expose/@arg_spec markers (copied through __dict__)
+    def scan(self, module_name, module_path, search_path, builtin_path, context):  # noqa: PLR0917 - Mitogen's signature
+        result = original_scan(self, module_name, module_path, search_path, builtin_path, context)
+        forward = getattr(self.router.responder, "forward_modules", None)
+        if forward is not None:
+            forward(context, module_utils_closure(result["builtin"]))
+        return result
+
+    services.ModuleDepService.scan = scan
+    preload = tuple(services.ContextService.ALWAYS_PRELOAD)
+    extra = [n for n in (*EXTRA_PRELOAD, *module_utils_closure(preload)) if n not in preload]
+    services.ContextService.ALWAYS_PRELOAD = preload + tuple(extra)
+    _installed = True

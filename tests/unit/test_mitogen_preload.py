@@ -1,0 +1,150 @@
+"""homeport.mitogen_preload: which modules are forwarded ahead of a task, and the patch of Mitogen's services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from homeport import mitogen_preload as mp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake_tree(tmp_path, monkeypatch):
+    """A miniature ansible/module_utils tree: lazy, relative, aliased and multi-line imports."""
+    base = tmp_path / "module_utils"
+    files = {
+        "__init__.py": "",
+        "basic.py": """
+            import os
+            from ansible.module_utils.common import text  # a comment: import nothing.here
+            from ansible.module_utils.common.process import (
+                get_bin_path,
+                run_cmd as run,
+            )
+
+            def respawn():
+                from ansible.module_utils.common.respawn import respawn_module
+                import ansible.module_utils.urls as urls
+                return respawn_module, urls
+            """,
+        "common/__init__.py": "",
+        "common/text.py": "",
+        "common/process.py": "",
+        "common/respawn.py": "from ._ansiballz import _respawn\n",
+        "common/_ansiballz/__init__.py": "",
+        "common/_ansiballz/_respawn.py": "from . import _respawn_wrapper\n",
+        "common/_ansiballz/_respawn_wrapper.py": "",
+        "urls.py": "import json, ansible.module_utils.six\n",
+        "six.py": "",
+        "unused.py": "import ansible.module_utils.basic\n",
+    }
+    for rel, text in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    mp._base.cache_clear()
+    mp.direct_imports.cache_clear()
+    monkeypatch.setattr(mp, "_base", lambda: base)
+    yield base
+    mp.direct_imports.cache_clear()
+
+
+def test_closure_follows_lazy_relative_and_multiline_imports(fake_tree):
+    closure = mp.module_utils_closure(["ansible.module_utils.basic"])
+    assert closure == [
+        "ansible.module_utils.basic",
+        "ansible.module_utils.common",
+        "ansible.module_utils.six",
+        "ansible.module_utils.urls",
+        "ansible.module_utils.common._ansiballz",
+        "ansible.module_utils.common.process",
+        "ansible.module_utils.common.respawn",
+        "ansible.module_utils.common.text",
+        "ansible.module_utils.common._ansiballz._respawn",
+        "ansible.module_utils.common._ansiballz._respawn_wrapper",
+    ]
+    assert "ansible.module_utils.unused" not in closure  # imports basic, is not imported by it
+
+
+def test_closure_ignores_names_outside_module_utils_and_missing_modules(fake_tree):
+    assert mp.module_utils_closure(["os", "ansible.module_utils.nothere", "ansible_mitogen.runner"]) == []
+
+
+def test_closure_of_real_ansible_covers_the_lazy_imports_seen_over_a_far_link():
+    # the modules the bench saw fetched one round trip at a time before this existed (docs/bench.md)
+    mp._base.cache_clear()
+    mp.direct_imports.cache_clear()
+    closure = set(mp.module_utils_closure(["ansible.module_utils.basic", "ansible.module_utils.common.respawn"]))
+    assert "ansible.module_utils.distro._distro" in closure
+    assert "ansible.module_utils._internal._ansiballz._respawn_wrapper" in closure
+    service = set(mp.module_utils_closure(["ansible.module_utils.service"]))
+    assert "ansible.module_utils.facts.compat" in service or "ansible.module_utils.common.sys_info" in service
+
+
+def test_install_forwards_the_closure_and_extends_the_preload(monkeypatch):
+    from ansible_mitogen import services
+
+    calls = []
+
+    def original_scan(self, module_name, module_path, search_path, builtin_path, context):  # noqa: PLR0917
+        return {"builtin": ["ansible.module_utils.common.respawn"], "custom": []}
+
+    original_scan.mitogen_service__marker = True  # what Mitogen's @expose decorators attach
+    monkeypatch.setattr(services.ModuleDepService, "scan", original_scan)
+    monkeypatch.setattr(services.ContextService, "ALWAYS_PRELOAD", ("ansible.module_utils.basic",))
+    monkeypatch.setattr(mp, "_installed", False)
+    mp._base.cache_clear()
+    mp.direct_imports.cache_clear()
+    mp.install()
+    mp.install()  # idempotent
+
+    class Responder:
+        def forward_modules(self, context, names):
+            calls.append((context, list(names)))
+
+    class Self:
+        router = type("R", (), {"responder": Responder()})()
+
+    result = services.ModuleDepService.scan(Self(), "m", "/p", (), "/b", "ctx")
+    assert result == {"builtin": ["ansible.module_utils.common.respawn"], "custom": []}
+    assert services.ModuleDepService.scan.mitogen_service__marker is True
+    [(context, names)] = calls
+    assert context == "ctx"
+    assert "ansible.module_utils._internal._ansiballz._respawn_wrapper" in names
+    preload = services.ContextService.ALWAYS_PRELOAD
+    assert preload[0] == "ansible.module_utils.basic"
+    assert "mitogen.sudo" in preload
+    assert "ansible.module_utils.distro._distro" in preload
+    assert len(preload) == len(set(preload))
+
+
+def test_strategy_plugin_loads_in_ansible_and_runs_a_play(tmp_path):
+    """The plugin as ansible-playbook loads it: Mitogen's linear strategy, patched, running a real local play."""
+    from homeport import runner
+
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: 'true'\n      changed_when: false\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
+        **runner.mitogen_env(),
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+    }
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(
+        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "-v",
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok=1" in proc.stdout
+    assert env["ANSIBLE_STRATEGY"] == "homeport_linear"
