@@ -100,6 +100,7 @@ def _sandbox_host_vars(host: BenchHost) -> dict:
     # what `homeport sandbox up` writes into the sandbox inventory: SSH allowed from where the connections come
     # from (the proxy, via the Docker bridge gateway) and a throwaway restic password
     return {
+        "ansible_python_interpreter": "/usr/bin/python3",  # as in the sandbox inventory
         "hardening_ssh_allowed_networks": [f"{host.gateway()}/32"],
         "backup_restic_password": secrets.token_urlsafe(24),
     }
