@@ -16,8 +16,9 @@ Profiles:
                     -o ControlPersist=60s", implicit gathering of all facts every run, no fact cache
   homeport          the environment the homeport CLI runs ansible with (homeport.runner.build_env, plus the jsonfile
                     fact cache ansible-runner adds): pipelining (also under become), ControlPersist=600s,
-                    smart gathering + fact cache, and Mitogen's mitogen_linear strategy (a dependency of homeport;
-                    HOMEPORT_MITOGEN=0 turns it off)
+                    smart gathering + fact cache, and Mitogen through homeport's homeport_linear strategy
+                    (mitogen_linear plus ahead-of-time module forwarding, homeport.mitogen_preload; Mitogen is a
+                    dependency of homeport, HOMEPORT_MITOGEN=0 turns it off)
   homeport-linear   the same with HOMEPORT_MITOGEN=0: ansible-core's own linear strategy
 
 Figures printed per profile and phase: tasks executed (ok + failed from the recap, handlers and fact gathering
@@ -414,12 +415,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--playbook", help="time this playbook instead of a --content preset")
     ap.add_argument("-e", "--extra-vars", action="append", default=[], help="passed to ansible-playbook")
     ap.add_argument("--cli-reps", type=int, help="repetitions of the CLI overhead measurement (0: skip it)")
+    ap.add_argument("--phases", help="comma-separated subset of bootstrap,rerun,drift (bootstrap always runs first)")
     args = ap.parse_args(argv)
     args.rtt_ms = MODES[args.mode]["rtt_ms"] if args.rtt_ms is None else args.rtt_ms
     args.reps = MODES[args.mode]["reps"] if args.reps is None else args.reps
     args.cli_reps = MODES[args.mode]["cli_reps"] if args.cli_reps is None else args.cli_reps
     args.profiles = MODES[args.mode]["profiles"] if args.profiles is None else args.profiles
-    args.phases = MODES[args.mode]["phases"]
+    if args.phases is None:
+        args.phases = MODES[args.mode]["phases"]
+    else:
+        wanted = {p.strip() for p in args.phases.split(",") if p.strip()}
+        if unknown := wanted - set(PHASES):
+            ap.error(f"--phases: unknown phase(s) {', '.join(sorted(unknown))} (choose from {', '.join(PHASES)})")
+        args.phases = tuple(p for p in PHASES if p in wanted | {"bootstrap"})  # the host is bootstrapped first
     if args.reps < 1:
         ap.error("--reps must be at least 1")
     if args.rtt_ms < 0:

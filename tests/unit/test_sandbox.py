@@ -55,3 +55,15 @@ def test_sandbox_bootstrap_is_idempotent(sandbox_cli, project):
 
     ssh = runner.invoke(app, ["sandbox", "ssh", "--", "sudo", "-n", "true"])
     assert ssh.exit_code == 0
+
+    # drift by tag: site.yml includes each enabled role with its tags applied, so `--tags backup` checks the
+    # backup role (and the preflight) and nothing else, although the hardening drop-in drifted too
+    sandbox = sandbox_cli[1]
+    edits = "echo ' ' >> /etc/homeport/backup/config.json; echo '# edit' >> /etc/ssh/sshd_config.d/100-homeport.conf"
+    subprocess.run(["docker", "exec", sandbox.CONTAINER, "sh", "-c", edits], check=True)
+    for tag, expected in (("backup", "Write the job configuration"), ("hardening", "Write the sshd drop-in")):
+        drift = runner.invoke(app, ["drift", "--sandbox", "--tags", tag, "--json"])
+        assert drift.exit_code == 2, drift.output[-3000:]
+        roles = json.loads(drift.stdout)["hosts"]["sandbox"]["roles"]
+        assert set(roles) == {tag}, roles
+        assert any(expected in c["task"] for c in roles[tag]), roles
