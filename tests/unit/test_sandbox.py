@@ -56,6 +56,15 @@ def test_sandbox_bootstrap_is_idempotent(sandbox_cli, project):
     ssh = runner.invoke(app, ["sandbox", "ssh", "--", "sudo", "-n", "true"])
     assert ssh.exit_code == 0
 
+    # the no-change rerun asked systemd once per role and skipped every systemd_service call (real systemd output)
+    runs = sorted((project / ".homeport" / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)
+    events = [json.loads(p.read_text()) for p in (runs[-1] / "job_events").glob("*.json")]
+    skipped = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_skipped"}
+    asked = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_ok"}
+    assert {"Keep sshd enabled and running", "Enable fail2ban", "Enable and start the timers"} <= skipped, skipped
+    assert "Ask systemd whether the hardening units are enabled and running (one call, read-only)" in asked
+    assert "Ask systemd whether the timers are enabled and running (one call, read-only)" in asked
+
     # drift by tag: site.yml includes each enabled role with its tags applied, so `--tags backup` checks the
     # backup role (and the preflight) and nothing else, although the hardening drop-in drifted too
     sandbox = sandbox_cli[1]
