@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 
-def run_local_playbook(workdir: Path, text: str, variables: dict) -> subprocess.CompletedProcess:
-    """Write ``text`` as a playbook in ``workdir`` and run it with ``variables`` as extra vars (JSON)."""
+def run_local_playbook(
+    workdir: Path, text: str, variables: dict, extra_args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Write ``text`` as a playbook in ``workdir`` and run it with ``variables`` as extra vars (JSON) and
+    ``extra_args`` (e.g. ``--check``, ``-vvv``)."""
     pb = workdir / "local-playbook.yml"
     pb.write_text(text, encoding="utf-8")
     env = {
@@ -26,7 +29,7 @@ def run_local_playbook(workdir: Path, text: str, variables: dict) -> subprocess.
         "ANSIBLE_FORCE_COLOR": "0",
     }
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(pb), "-e", json.dumps(variables)],
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(pb), "-e", json.dumps(variables), *extra_args],
         capture_output=True,
         text=True,
         env=env,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -148,3 +149,54 @@ def test_strategy_plugin_loads_in_ansible_and_runs_a_play(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok=1" in proc.stdout
     assert env["ANSIBLE_STRATEGY"] == "homeport_linear"
+
+
+def test_warm_builds_packages_modules_and_their_related_modules():
+    built = []
+
+    class Responder:
+        def _build_tuple(self, fullname):
+            built.append(fullname)
+            if fullname == "broken":
+                raise ImportError("no such module")
+            related = ["ansible.module_utils.six"] if fullname == "ansible.module_utils.basic" else []
+            return (fullname, None, "/p", b"", related)
+
+    mp.warm(Responder(), ["broken", "ansible.module_utils.basic"])
+    assert built == [
+        "broken",
+        "ansible",
+        "ansible.module_utils",
+        "ansible.module_utils.basic",
+        "ansible.module_utils.six",
+    ]
+    mp.warm(object(), ["x"])  # a responder without the method: nothing to do, no error
+
+
+def test_contexts_get_their_id_block_ahead_and_never_ask_for_one(tmp_path):
+    """Mitogen's debug log of a real local play: the context is primed with a block of IDs before init_child, so
+    starting its fork parent does not ask the controller (ALLOCATE_ID: one round trip per context over SSH)."""
+    from homeport import runner
+
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: 'true'\n      changed_when: false\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
+        **runner.mitogen_env(),
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "MITOGEN_ROUTER_DEBUG": "1",
+    }
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(
+        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "-vvv",
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "dispatching (None, 'homeport.mitogen_target', None, 'prime_id_block'" in out
+    assert "using mitogen.fork" in out  # the fork parent was started ...
+    assert not re.search(r"allocating \[\d+\.\.\d+\) to Context", out)  # ... with an ID it already had

@@ -270,7 +270,15 @@ def test_status_for_real(project: Path, container: str):
     assert mine["memory_limit_mb"] == 64.0
     assert mine["state"] == "running" and mine["health"] == "healthy" and mine["restarts"] == 0
     assert mine["service"] == "api" and mine["project"] == "statustest"
-    assert mine["memory_usage_mb"] is not None and 0 < mine["memory_usage_mb"] <= 64
+    # what this engine reports: some (cgroup v1 hosts without memory accounting) report "0B / 0B" for every
+    # container; status then says "unknown" (None), never a usage of 0
+    engine = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container], capture_output=True, text=True
+    ).stdout.strip()
+    if engine.startswith("0B"):
+        assert mine["memory_usage_mb"] is None
+    else:
+        assert mine["memory_usage_mb"] is not None and 0 < mine["memory_usage_mb"] <= 64
     assert s["memory"]["limits_mb"] >= 64 and s["memory"]["budget_mb"] == 14336
     assert s["backup"]["last_snapshot"] == "4f1cabcd" and s["backup"]["ok"] is False
     assert "the last backup failed: restic: repository is locked" in s["warnings"]
