@@ -6,10 +6,12 @@ homeport/debian:13, see bench/host.py) behind a user-space TCP proxy that delays
 
   bootstrap   first run on the fresh host (everything changes)
   rerun       second run, nothing to change (what the user does most: "is it still right?")
+  warm        the same no-change rerun started while the rerun's SSH master is still up (ControlPersist): a run
+              minutes after the last one (full mode only)
   drift       --check --diff run (what `homeport drift` does; full mode only: short mode times bootstrap and rerun)
 
-Every phase starts cold: a fresh ssh ControlPath directory, so no ssh master survives from the phase before
-(runs from a laptop are minutes or days apart; the persistent connection helps only within a run).
+Every phase but `warm` starts cold: a fresh ssh ControlPath directory, so no ssh master survives from the phase
+before (runs from a laptop are often hours or days apart); `warm` measures what a persistent master saves.
 
 Profiles:
   stock             ansible-core's defaults: no pipelining, ssh_args "-C -o ControlMaster=auto
@@ -71,7 +73,7 @@ from proxy import measure_rtt  # noqa: E402
 
 from homeport import sandbox  # noqa: E402
 
-PHASES = ("bootstrap", "rerun", "drift")
+PHASES = ("bootstrap", "rerun", "warm", "drift")
 MODES = {
     # full: the figures for docs/bench.md; short: CI (a few minutes, still real numbers)
     "full": {
@@ -229,8 +231,10 @@ def close_masters(control_dir: Path) -> None:
 
 
 def run_phase(profile: Profile, rep: int, phase: str, *, cfg: Path, inventory: Path, playbook: Path,
-              extra: list[str], workdir: Path, fact_dir: Path) -> Run:  # fmt: skip
-    control_dir = Path(tempfile.mkdtemp(prefix="cp-", dir=workdir))
+              extra: list[str], workdir: Path, fact_dir: Path, control_dir: Path,
+              keep_master: bool = False) -> Run:  # fmt: skip
+    """One ansible-playbook run; ``control_dir`` holds its ssh ControlPath sockets, closed afterwards unless
+    ``keep_master`` (the next phase is `warm`)."""
     # nothing from the caller's environment may change the settings under test
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(profile.env)
@@ -253,8 +257,9 @@ def run_phase(profile: Profile, rep: int, phase: str, *, cfg: Path, inventory: P
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - t0
     cpu = _children_cpu() - cpu0
-    close_masters(control_dir)
-    shutil.rmtree(control_dir, ignore_errors=True)
+    if not keep_master:
+        close_masters(control_dir)
+        shutil.rmtree(control_dir, ignore_errors=True)
     log = proc.stdout[-4000:] + proc.stderr[-2000:]
     run = Run(profile.name, rep, phase, seconds, proc.returncode, cpu=cpu, log=log)
     recaps = list(_RECAP.finditer(proc.stdout))
@@ -296,11 +301,15 @@ def bench_rep(profile: Profile, rep: int, *, rtt_ms: float, content: Content, ex
                   f"(expected ~{rtt_ms:.0f} ms: one round trip)", flush=True)  # fmt: skip
         cfg = write_cfg(profile, pdir / "ansible.cfg")
         inventory = host.inventory(pdir / "inventory.yml", content.host_vars(host) if content.host_vars else None)
-        for phase in phases:
+        control_dir = None
+        for i, phase in enumerate(phases):
+            if phase != "warm" or control_dir is None:  # warm: the master the phase before left
+                control_dir = Path(tempfile.mkdtemp(prefix="cp-", dir=workdir))
+            keep = i + 1 < len(phases) and phases[i + 1] == "warm"
             before = host.proxy.connections
             run = run_phase(
                 profile, rep, phase, cfg=cfg, inventory=inventory, playbook=playbook, extra=extra, workdir=workdir,
-                fact_dir=pdir / "facts",
+                fact_dir=pdir / "facts", control_dir=control_dir, keep_master=keep,
             )  # fmt: skip
             run.connections = host.proxy.connections - before
             runs.append(run)
@@ -311,10 +320,12 @@ def bench_rep(profile: Profile, rep: int, *, rtt_ms: float, content: Content, ex
             if run.rc != 0:
                 profile.problems.append(f"{phase} (rep {rep}) failed rc={run.rc}")
                 print(run.log, file=sys.stderr)
+                if keep:
+                    close_masters(control_dir)
                 break
             if phase == "bootstrap" and playbook == BENCH_PLAYBOOK:
                 fingerprints.setdefault(profile.name, host_fingerprint(host))
-            if phase in ("rerun", "drift") and run.changed:
+            if phase in ("rerun", "warm", "drift") and run.changed:
                 profile.problems.append(f"{phase} (rep {rep}) reported changed={run.changed}, expected 0")
     return runs
 
@@ -369,7 +380,7 @@ def report(runs: list[Run], profiles: list[Profile], fingerprints: dict, args, o
         ratio = stock.seconds / home.seconds
         summary["ratio"] = round(ratio, 2)
         print(f"ratio: {ratio:.2f}")
-        for phase in ("bootstrap", "drift"):
+        for phase in ("bootstrap", "warm", "drift"):
             s, h = table.get(("stock", phase)), table.get(("homeport", phase))
             if s and h:
                 print(f"{phase} speed-up (stock/homeport): {s.seconds / h.seconds:.2f}x")
@@ -415,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--playbook", help="time this playbook instead of a --content preset")
     ap.add_argument("-e", "--extra-vars", action="append", default=[], help="passed to ansible-playbook")
     ap.add_argument("--cli-reps", type=int, help="repetitions of the CLI overhead measurement (0: skip it)")
-    ap.add_argument("--phases", help="comma-separated subset of bootstrap,rerun,drift (bootstrap always runs first)")
+    ap.add_argument("--phases", help="comma-separated subset of bootstrap,rerun,warm,drift (bootstrap always runs "
+                    "first; warm follows the rerun, which it needs)")  # fmt: skip
     args = ap.parse_args(argv)
     args.rtt_ms = MODES[args.mode]["rtt_ms"] if args.rtt_ms is None else args.rtt_ms
     args.reps = MODES[args.mode]["reps"] if args.reps is None else args.reps
@@ -427,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {p.strip() for p in args.phases.split(",") if p.strip()}
         if unknown := wanted - set(PHASES):
             ap.error(f"--phases: unknown phase(s) {', '.join(sorted(unknown))} (choose from {', '.join(PHASES)})")
-        args.phases = tuple(p for p in PHASES if p in wanted | {"bootstrap"})  # the host is bootstrapped first
+        wanted |= {"bootstrap"} | ({"rerun"} if "warm" in wanted else set())  # what bootstraps / what warm reuses
+        args.phases = tuple(p for p in PHASES if p in wanted)
     if args.reps < 1:
         ap.error("--reps must be at least 1")
     if args.rtt_ms < 0:

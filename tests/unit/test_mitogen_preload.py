@@ -126,8 +126,8 @@ def test_install_forwards_the_closure_and_extends_the_preload(monkeypatch):
     assert len(preload) == len(set(preload))
 
 
-def test_strategy_plugin_loads_in_ansible_and_runs_a_play(tmp_path):
-    """The plugin as ansible-playbook loads it: Mitogen's linear strategy, patched, running a real local play."""
+def run_mitogen_play(tmp_path: Path, verbosity: str, extra_env: dict | None = None) -> tuple[dict, str]:
+    """A one-task local play through homeport's Mitogen strategy: (the environment, stdout + stderr)."""
     from homeport import runner
 
     play = tmp_path / "play.yml"
@@ -139,15 +139,23 @@ def test_strategy_plugin_loads_in_ansible_and_runs_a_play(tmp_path):
         **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
         **runner.mitogen_env(),
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        **(extra_env or {}),
     }
     bindir = Path(sys.executable).parent
     proc = subprocess.run(
-        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "-v",
+        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), verbosity,
          "-e", f"ansible_python_interpreter={sys.executable}"],
         env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok=1" in proc.stdout
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    return env, out
+
+
+def test_strategy_plugin_loads_in_ansible_and_runs_a_play(tmp_path):
+    """The plugin as ansible-playbook loads it: Mitogen's linear strategy, patched, running a real local play."""
+    env, out = run_mitogen_play(tmp_path, "-v")
+    assert "ok=1" in out
     assert env["ANSIBLE_STRATEGY"] == "homeport_linear"
 
 
@@ -176,27 +184,56 @@ def test_warm_builds_packages_modules_and_their_related_modules():
 def test_contexts_get_their_id_block_ahead_and_never_ask_for_one(tmp_path):
     """Mitogen's debug log of a real local play: the context is primed with a block of IDs before init_child, so
     starting its fork parent does not ask the controller (ALLOCATE_ID: one round trip per context over SSH)."""
-    from homeport import runner
-
-    play = tmp_path / "play.yml"
-    play.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.command: 'true'\n      changed_when: false\n"
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
-        **runner.mitogen_env(),
-        "ANSIBLE_DEPRECATION_WARNINGS": "0",
-        "MITOGEN_ROUTER_DEBUG": "1",
-    }
-    bindir = Path(sys.executable).parent
-    proc = subprocess.run(
-        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play), "-vvv",
-         "-e", f"ansible_python_interpreter={sys.executable}"],
-        env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
-    )  # fmt: skip
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    _, out = run_mitogen_play(tmp_path, "-vvv", {"MITOGEN_ROUTER_DEBUG": "1"})
     assert "dispatching (None, 'homeport.mitogen_target', None, 'prime_id_block'" in out
     assert "using mitogen.fork" in out  # the fork parent was started ...
     assert not re.search(r"allocating \[\d+\.\.\d+\) to Context", out)  # ... with an ID it already had
+
+
+class Spec:
+    """The parts of Mitogen's connection spec control_path_args reads."""
+
+    def __init__(self, options: dict | None = None) -> None:
+        self.options = options
+
+    def _connection_option(self, name):
+        if self.options is None:
+            raise AttributeError(name)  # a spec without the ssh plugin's options
+        return self.options.get(name)
+
+    def remote_addr(self):
+        return "mini.example"
+
+    def port(self):
+        return 22
+
+    def remote_user(self):
+        return "admin"
+
+
+PERSIST = ["-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", "ServerAliveInterval=30"]
+
+
+def test_control_path_is_the_one_ansible_core_would_use(tmp_path):
+    from ansible.plugins.connection.ssh import Connection
+
+    cpdir = tmp_path / "cp"
+    args = mp.control_path_args(PERSIST, Spec({"control_path_dir": str(cpdir)}))
+    expected = Connection._create_control_path("mini.example", 22, "admin") % {"directory": str(cpdir)}
+    assert args == ["-o", f"ControlPath={expected}"]
+    assert cpdir.is_dir() and (cpdir.stat().st_mode & 0o777) == 0o700
+    # a control_path of the user's own is honoured
+    own = mp.control_path_args(PERSIST, Spec({"control_path_dir": str(cpdir), "control_path": "%(directory)s/x"}))
+    assert own == ["-o", f"ControlPath={cpdir}/x"]
+
+
+def test_control_path_only_where_a_persistent_master_is_asked_for_and_unnamed(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spec = Spec({"control_path_dir": str(tmp_path / "cp")})
+    assert mp.control_path_args([], spec) == []
+    assert mp.control_path_args(["-o", "ControlMaster=auto"], spec) == []  # no ControlPersist
+    assert mp.control_path_args([*PERSIST, "-o", "ControlPath=/run/x/%C"], spec) == []  # the user named one
+    assert mp.control_path_args(["-o", "ControlMaster no", "-o", "ControlPersist=60s"], spec) == []
+    # without the ssh plugin's options: ansible-core's default directory
+    [_, path] = mp.control_path_args(PERSIST, Spec(None))
+    assert path.startswith(f"ControlPath={tmp_path}/.ansible/cp/")

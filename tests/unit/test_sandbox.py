@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -56,12 +57,30 @@ def test_sandbox_bootstrap_is_idempotent(sandbox_cli, project):
     ssh = runner.invoke(app, ["sandbox", "ssh", "--", "sudo", "-n", "true"])
     assert ssh.exit_code == 0
 
+    # the runs left an SSH master behind (ControlPersist=600s), at the socket ansible-core's ssh plugin would use:
+    # the next run within ten minutes skips the handshake, with or without Mitogen
+    from ansible.plugins.connection.ssh import Connection
+
+    from homeport import runner as homeport_runner
+
+    host = yaml.safe_load(inventory)["homeport"]["hosts"]["sandbox"]
+    socket = Connection._create_control_path(host["ansible_host"], host["ansible_port"], host["ansible_user"]) % {
+        "directory": str(homeport_runner.control_path_dir())
+    }
+    check = subprocess.run(["ssh", "-O", "check", "-o", f"ControlPath={socket}", "sandbox"], capture_output=True)
+    assert check.returncode == 0, check.stderr
+
     # the no-change rerun asked systemd once per role and skipped every systemd_service call (real systemd output)
     runs = sorted((project / ".homeport" / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)
     events = [json.loads(p.read_text()) for p in (runs[-1] / "job_events").glob("*.json")]
     skipped = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_skipped"}
     asked = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_ok"}
-    assert {"Keep sshd enabled and running", "Enable fail2ban", "Enable and start the timers"} <= skipped, skipped
+    assert {
+        "Keep sshd enabled and running",
+        "Enable fail2ban",
+        "Enable and start the timers",
+        "Enable and start Docker",
+    } <= skipped, skipped
     assert "Ask systemd whether the hardening units are enabled and running (one call, read-only)" in asked
     assert "Ask systemd whether the timers are enabled and running (one call, read-only)" in asked
 
