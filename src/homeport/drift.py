@@ -29,7 +29,7 @@ JSON (``homeport drift --json``), one document on stdout::
           "recap": {"ok": 30, "changed": 2, "failed": 0, "unreachable": 0, "skipped": 5, ...},
           "roles": {
             "hardening": [
-              {"task": "Write the sshd configuration", "action": "ansible.builtin.template",
+              {"task": "Write the sshd configuration", "action": "homeport.homeport.template",
                "diff": [{"before_header": "/etc/ssh/sshd_config", "after_header": "...",
                          "before": "...", "after": "...", "unified": "--- ...\\n+++ ...\\n@@ ..."}]}
             ]
