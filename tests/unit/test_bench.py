@@ -140,9 +140,32 @@ def test_report_prints_figures_and_ratio(tmp_path, capsys):
     assert [line for line in out.splitlines() if line.startswith("ratio:")] == ["ratio: 5.00"]
     assert "homeport          rerun         24       0     4.80   0.200" in out
     assert "target rerun >= 4x faster than stock at 150 ms: met" in out
-    assert "target <= 0.25 s per executed task (homeport rerun): 0.200 met" in out
+    assert "target <= 0.25 s per executed task (homeport rerun, bench/playbooks/bench.yml): 0.200 met" in out
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["ratio"] == 5.0 and {f["profile"] for f in doc["figures"]} == {"stock", "homeport"}
+
+
+def test_report_site_gives_the_per_task_target_on_homeports_own_playbook(tmp_path, capsys):
+    out_file = tmp_path / "r.json"
+    out_file.write_text(json.dumps({"ratio": 9.5}))
+    site = bench.Profile("homeport-site", {})
+    runs = [
+        bench.Run("homeport-site", rep, phase, secs, 0, ok=tasks)
+        for rep, (boot, rerun) in enumerate([(50.0, 16.6), (49.0, 15.0)], start=1)
+        for phase, secs, tasks in (("bootstrap", boot, 99), ("rerun", rerun, 83))
+    ]
+    assert bench.report_site(runs, site, out_file) == 0
+    out = capsys.readouterr().out
+    # median of 15.0 and 16.6 over 83 tasks
+    assert "target <= 0.25 s per executed task (homeport rerun, homeport's own site playbook): 0.190 met" in out
+    doc = json.loads(out_file.read_text())
+    assert doc["ratio"] == 9.5 and {f["phase"] for f in doc["site"]["figures"]} == {"bootstrap", "rerun"}
+
+    slow = [bench.Run("homeport-site", 1, "rerun", 24.0, 0, ok=83)]
+    assert bench.report_site(slow, bench.Profile("homeport-site", {}), out_file) == 0
+    assert "homeport's own site playbook): 0.289 NOT met" in capsys.readouterr().out
+    broken = bench.Profile("homeport-site", {}, problems=["rerun (rep 1) failed rc=2"])
+    assert bench.report_site([], broken, out_file) == 1
 
 
 def test_report_flags_an_incorrect_profile(tmp_path, capsys):
