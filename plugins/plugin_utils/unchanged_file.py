@@ -94,9 +94,7 @@ def skip_unchanged_file_call(action) -> None:
             dest = module_args.get("dest") or module_args.get("path")
             result = unchanged_result(module_args, seen.get(dest))
             if result is not None:
-                if action._task.diff:
-                    result["diff"] = {"before": {"path": dest}, "after": {"path": dest}}
-                return result
+                return result  # nothing would change: no diff to show
         return execute_module(module_name, module_args, *args, **kwargs)
 
     action._execute_remote_stat = _execute_remote_stat
