@@ -367,6 +367,88 @@ def status(
         raise typer.Exit(record.exit_code())
 
 
+def _quick_host(inventory: Path | None, sandbox: bool, limit: str | None):
+    """The one host a quick verb (ps, logs, exec, restart) talks to, straight over SSH."""
+    from homeport import quick  # noqa: PLC0415 - loads ansible's inventory machinery, only these verbs need it
+
+    inv = resolve_inventory(inventory, sandbox)
+    try:
+        return quick, quick.pick_host(quick.load_hosts(inv), limit)
+    except quick.QuickError as exc:
+        raise fail(str(exc), exc.code) from None
+
+
+@app.command()
+def ps(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The stack's containers: state, health, memory against the limit, restarts (one SSH call, no playbook)."""
+    quick, host = _quick_host(inventory, sandbox, limit)
+    try:
+        rows = quick.ps(host)
+    except quick.QuickError as exc:
+        raise fail(str(exc), exc.code) from None
+    if as_json:
+        print(json.dumps({"host": host.name, "project": host.project, "containers": rows}, indent=2))
+    else:
+        quick.render_ps(console, host, rows)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="The stack service whose logs to show.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only lines since: 10m, 2h, an RFC 3339 time.")] = None,
+    tail: Annotated[str | None, typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """A service's logs (docker logs of its first running container), straight over SSH."""
+    quick, host = _quick_host(inventory, sandbox, limit)
+    try:
+        code = quick.logs(host, service, quick.logs_args(follow=follow, since=since, tail=tail))
+    except quick.QuickError as exc:
+        raise fail(str(exc), exc.code) from None
+    raise typer.Exit(code)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_command(
+    service: Annotated[str, typer.Argument(help="The stack service to run the command in.")],
+    command: Annotated[list[str] | None, typer.Argument(help="The command, after --.")] = None,
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """Run a command in a service's container (interactive with a TTY when this terminal is one)."""
+    quick, host = _quick_host(inventory, sandbox, limit)
+    try:
+        code = quick.exec_(host, service, list(command or []))
+    except quick.QuickError as exc:
+        raise fail(str(exc), exc.code) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def restart(
+    service: Annotated[str, typer.Argument(help="The stack service to restart.")],
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """Restart a service's containers (docker restart), straight over SSH."""
+    quick, host = _quick_host(inventory, sandbox, limit)
+    try:
+        quick.restart(host, service)
+    except quick.QuickError as exc:
+        raise fail(str(exc), exc.code) from None
+    console.print(f"{host.name}: restarted {service}")
+
+
 @sandbox_app.command("up")
 def sandbox_up(
     release: Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")] = 13,

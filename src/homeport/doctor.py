@@ -109,8 +109,8 @@ class Target:
     common_args: str
 
 
-def inventory_targets(inventory: Path) -> list[Target]:
-    """Hosts of the group homeport (all hosts when it is empty) with their connection settings."""
+def inventory_vars(inventory: Path) -> list[tuple[Target, dict, DataLoader]]:
+    """Hosts of the group homeport (all hosts when it is empty): connection settings, all variables, the loader."""
     loader = DataLoader()
     password = vault.resolve_password()
     if password:
@@ -118,7 +118,7 @@ def inventory_targets(inventory: Path) -> list[Target]:
     manager = InventoryManager(loader=loader, sources=[str(inventory)])
     variables = VariableManager(loader=loader, inventory=manager)
     hosts = manager.get_hosts("homeport") or manager.get_hosts("all")
-    targets = []
+    out = []
     for host in hosts:
         hv = variables.get_vars(host=host)
 
@@ -127,17 +127,21 @@ def inventory_targets(inventory: Path) -> list[Target]:
             return str(value) if value not in (None, "") else None
 
         port = get("ansible_port")
-        targets.append(
-            Target(
-                name=host.name,
-                address=get("ansible_host") or host.name,
-                user=get("ansible_user"),
-                port=int(port) if port else None,
-                key=get("ansible_ssh_private_key_file"),
-                common_args=" ".join(filter(None, [get("ansible_ssh_common_args"), get("ansible_ssh_extra_args")])),
-            )
+        target = Target(
+            name=host.name,
+            address=get("ansible_host") or host.name,
+            user=get("ansible_user"),
+            port=int(port) if port else None,
+            key=get("ansible_ssh_private_key_file"),
+            common_args=" ".join(filter(None, [get("ansible_ssh_common_args"), get("ansible_ssh_extra_args")])),
         )
-    return targets
+        out.append((target, hv, loader))
+    return out
+
+
+def inventory_targets(inventory: Path) -> list[Target]:
+    """Hosts of the group homeport (all hosts when it is empty) with their connection settings."""
+    return [target for target, _hv, _loader in inventory_vars(inventory)]
 
 
 def ssh_command(target: Target, *remote: str) -> list[str]:
