@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from homeport.cli import app
 
 VERBS = ["init", "doctor", "bootstrap", "drift", "deploy", "rollback", "backup", "status", "sandbox"]
+VERBS += ["ps", "logs", "exec", "restart"]  # the quick verbs (issue 18)
 
 
 def _plain(text: str) -> str:
