@@ -71,3 +71,56 @@ def test_compose_source_matches_release(host):
 
 def test_admin_in_docker_group(host):
     assert "docker" in host.user("admin").groups
+
+
+# curl with its libraries and the CA bundle, for the MTU test below (issue 13)
+MAKE_FETCH_IMAGE = r"""
+set -e
+d=$(mktemp -d)
+for b in /bin/sh /bin/cat /usr/bin/curl; do
+  cp --parents -L "$b" "$d"
+  for l in $(ldd "$b" | grep -o '/[^ ]*'); do cp --parents -L "$l" "$d"; done
+done
+cp --parents -rL /etc/ssl/certs "$d"
+tar -C "$d" -c . | docker import - homeport/fetch:test >/dev/null
+rm -rf "$d"
+"""
+# about 9 MB: far more than a path-MTU black hole lets through (TCP connects, large segments are lost)
+LARGE_FILE = "http://deb.debian.org/debian/dists/bookworm/main/binary-amd64/Packages.xz"
+
+
+def _uplink_mtu(host) -> int:
+    iface = run_ok(host, "ip -o route show default | awk '{print $5; exit}'").strip()
+    return int(host.file(f"/sys/class/net/{iface}/mtu").content_string)
+
+
+def test_engine_mtu_follows_the_uplink(host):
+    uplink = _uplink_mtu(host)
+    cfg = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    if uplink < 1500:
+        assert cfg["mtu"] == uplink, cfg
+    else:
+        assert "mtu" not in cfg, cfg
+    run_ok(host, MAKE_FETCH_IMAGE)
+    inner = run_ok(host, "docker run --rm homeport/fetch:test /bin/cat /sys/class/net/eth0/mtu").strip()
+    assert int(inner) == min(uplink, 1500)
+    # dockerd >= 24 (Debian 13) also gives new bridge networks (compose's) the same MTU
+    if "--default-network-opt" in run_ok(host, "dockerd --help"):
+        host.run("docker network rm homeport-mtu-test")
+        run_ok(host, "docker network create homeport-mtu-test")
+        try:
+            inner = run_ok(
+                host, "docker run --rm --network homeport-mtu-test homeport/fetch:test /bin/cat /sys/class/net/eth0/mtu"
+            ).strip()
+            assert int(inner) == min(uplink, 1500)
+        finally:
+            host.run("docker network rm homeport-mtu-test")
+
+
+def test_a_container_can_fetch_a_large_file(host):
+    out = run_ok(
+        host,
+        "docker run --rm homeport/fetch:test /usr/bin/curl -fsS --retry 3 -m 120 -o /dev/null"
+        f" -w '%{{size_download}}' {LARGE_FILE}",
+    )
+    assert int(out.strip()) > 1_000_000, out

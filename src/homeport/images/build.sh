@@ -33,6 +33,8 @@ build_base() {  # $1=release number  $2=codename
     done
     apt_clean="$rootfs/etc/apt/apt.conf.d/docker-clean"
     echo 'Acquire::Languages "none"; APT::Install-Recommends "false";' >"$apt_clean"
+    # retry transient mirror failures (a dropped connection must not fail a whole CI run: issue 13)
+    echo 'Acquire::Retries "5";' >"$rootfs/etc/apt/apt.conf.d/80-homeport-retries"
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
@@ -57,19 +59,32 @@ print(p)
 PY
 }
 
+# Bump when the dind image's recipe changes: an image with another revision is rebuilt without --force.
+DIND_REV=2
+
 build_dind() {  # $1=release number
   local tag="homeport/dind:$1" ctx
-  if have "$tag"; then log "$tag present"; return; fi
+  if have "$tag" && [[ "$(docker image inspect -f '{{ index .Config.Labels "homeport.dind.rev" }}' "$tag")" == "$DIND_REV" ]]; then
+    log "$tag present"; return
+  fi
   ctx="$(mktemp -d)"
   cp "$(compose_binary)" "$ctx/docker-compose"
+  # the inner engine takes this container's uplink MTU at every boot, by the docker_engine role's rule (issue 13)
+  local rule="$here/../../../plugins/filter/engine_mtu.py"   # a checkout
+  [[ -f "$rule" ]] || rule="$here/../_content/plugins/filter/engine_mtu.py"   # the installed wheel
+  cp "$here/homeport-dind-mtu" "$rule" "$ctx/"
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM homeport/debian:$1
-RUN apt-get update && apt-get install -y --no-install-recommends docker.io $([[ $1 == 12 ]] || echo docker-cli) iptables rsync && apt-get clean && rm -rf /var/lib/apt/lists/*
+LABEL homeport.dind.rev=$DIND_REV
+RUN echo 'Acquire::Retries "5";' >/etc/apt/apt.conf.d/80-homeport-retries \
+ && apt-get update && apt-get install -y --no-install-recommends docker.io $([[ $1 == 12 ]] || echo docker-cli) iptables rsync && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY docker-compose /usr/local/lib/docker/cli-plugins/docker-compose
-RUN chmod 0755 /usr/local/lib/docker/cli-plugins/docker-compose && mkdir -p /etc/docker \
+COPY homeport-dind-mtu /usr/local/sbin/homeport-dind-mtu
+COPY engine_mtu.py /usr/local/lib/homeport-dind/engine_mtu.py
+RUN chmod 0755 /usr/local/lib/docker/cli-plugins/docker-compose /usr/local/sbin/homeport-dind-mtu && mkdir -p /etc/docker \
  && printf '{"log-driver": "json-file", "log-opts": {"max-size": "10m"}}\n' >/etc/docker/daemon.json \
  && mkdir -p /etc/systemd/system/docker.service.d \
- && printf '[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n' >/etc/systemd/system/docker.service.d/homeport-dind.conf \
+ && printf '[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\nExecStartPre=/usr/local/sbin/homeport-dind-mtu\n' >/etc/systemd/system/docker.service.d/homeport-dind.conf \
  && systemctl enable docker.service
 DOCKERFILE
   log "building $tag"
