@@ -15,9 +15,44 @@ mkdir -p "$cache"
 have() { [[ $force == 0 ]] && docker image inspect "$1" >/dev/null 2>&1; }
 log() { printf '[images] %s\n' "$*" >&2; }
 
+# The base image's source (issue 18): Debian's official image when a registry answers (any laptop with Docker,
+# a Mac included), else a debootstrap rootfs (cached tarball first), else one message saying what to install.
+registry_timeout="${HOMEPORT_REGISTRY_TIMEOUT:-15}"
+pull_quick() {  # $1=image: docker pull, given up after $registry_timeout s (macOS has no timeout(1))
+  if command -v timeout >/dev/null 2>&1; then timeout "$registry_timeout" docker pull -q "$1" >/dev/null 2>&1; return; fi
+  docker pull -q "$1" >/dev/null 2>&1 & local pid=$! rc
+  ( sleep "$registry_timeout"; kill "$pid" 2>/dev/null ) & local watchdog=$!
+  wait "$pid"; rc=$?; kill "$watchdog" 2>/dev/null || true; return $rc
+}
+base_method() {  # $1=codename -> registry | debootstrap | none
+  if docker image inspect "debian:$1" >/dev/null 2>&1 || pull_quick "debian:$1"; then echo registry
+  elif [[ -s "$cache/rootfs-$1.tar" ]] || command -v debootstrap >/dev/null 2>&1; then echo debootstrap
+  else echo none; fi
+}
+build_base_registry() {  # $1=release number  $2=codename: the same packages and container settings as debootstrap's
+  log "building homeport/debian:$1 FROM debian:$2 (a registry answers)"
+  docker build -q -t "homeport/debian:$1" - >/dev/null <<DOCKERFILE
+FROM debian:$2
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-apt sudo openssh-server iproute2 \\
+    ca-certificates systemd systemd-sysv dbus procps gnupg curl less locales && apt-get clean && rm -rf /var/lib/apt/lists/* \\
+ && rm -f /etc/machine-id /var/lib/dbus/machine-id && : >/etc/machine-id \\
+ && for u in getty.target systemd-udev-trigger.service systemd-udevd.service systemd-firstboot.service console-getty.service; do \\
+      ln -sf /dev/null /etc/systemd/system/\$u; done \\
+ && echo 'Acquire::Languages "none"; APT::Install-Recommends "false";' >/etc/apt/apt.conf.d/docker-clean
+ENV container=docker
+CMD ["/lib/systemd/systemd"]
+DOCKERFILE
+}
+
 build_base() {  # $1=release number  $2=codename
   local tag="homeport/debian:$1" rootfs tarball="$cache/rootfs-$2.tar"
   if have "$tag"; then log "$tag present"; return; fi
+  case "$(base_method "$2")" in
+    registry) build_base_registry "$1" "$2"; return ;;
+    none) echo "cannot build $tag: no registry answers (docker pull debian:$2 failed within ${registry_timeout}s) and" \
+        "debootstrap is not installed. Install debootstrap (Debian/Ubuntu: sudo apt-get install debootstrap), or use a" \
+        "Docker engine that reaches Docker Hub (Docker Desktop, Colima)." >&2; exit 1 ;;
+  esac
   if [[ ! -s "$tarball" || $force == 1 ]]; then
     rootfs="$(mktemp -d)"
     log "debootstrap $2 (about a minute)"
@@ -92,6 +127,14 @@ DOCKERFILE
   rm -rf "$ctx"
 }
 
+build_testapi() {  # the test stack's API (tests/stack/api), for the demo and the tests; only in a checkout
+  local tag="homeport/testapi:1" ctx="$here/../../../tests/stack/api"
+  if have "$tag"; then log "$tag present"; return; fi
+  [[ -f "$ctx/Dockerfile" ]] || { log "no tests/stack/api here: $tag skipped"; return; }
+  log "building $tag"
+  docker build -q -t "$tag" "$ctx" >/dev/null
+}
+
 build_pgvector() {
   local tag="homeport/pgvector:17"
   if have "$tag"; then log "$tag present"; return; fi
@@ -105,12 +148,20 @@ if ! docker info >/dev/null 2>&1; then
 fi
 what="${*:-all}"
 [[ "$what" == "--force" ]] && what=all
-build_base 12 bookworm & p1=$!
-build_base 13 trixie & p2=$!
-wait $p1; wait $p2
+case "$what" in  # `method 13`: print where the base image of Debian 13 would come from, build nothing
+  "method 12") base_method bookworm; exit 0 ;;
+  "method 13") base_method trixie; exit 0 ;;
+  base12) build_base 12 bookworm ;;
+  base13 | demo) build_base 13 trixie ;;  # only the release the command needs
+  *) build_base 12 bookworm & p1=$!
+     build_base 13 trixie & p2=$!
+     wait $p1; wait $p2 ;;
+esac
 case "$what" in
-  base) ;;
+  base | base12 | base13) ;;
+  demo) build_pgvector & d3=$!; build_testapi & d4=$!; wait $d3; wait $d4 ;;
   *) build_dind 12 & d1=$!; build_dind 13 & d2=$!; build_pgvector & d3=$!
-     wait $d1; wait $d2; wait $d3 ;;
+     wait $d1; wait $d2; wait $d3
+     build_testapi ;;
 esac
 log "done"
