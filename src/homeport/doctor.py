@@ -4,6 +4,7 @@ python3, measured round-trip time over a ControlMaster connection)."""
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 import shlex
 import shutil
 import statistics
@@ -26,6 +27,7 @@ from homeport import vault
 from homeport.runner import SSH_ARGS, control_path_dir
 
 MIN_ANSIBLE_CORE = (2, 17)
+BECOME_PASSWORD_VARS = ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass")
 RTT_SAMPLES = 5
 RTT_WARN_MS = 150
 SSH_TIMEOUT = 15
@@ -50,8 +52,37 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def laptop_os() -> str:
+    """Darwin on a Mac laptop, Linux elsewhere (the install commands differ)."""
+    return platform.system()
+
+
+# The laptop's prerequisites, each with the command that installs it: Homebrew on macOS, apt on Debian/Ubuntu.
+INSTALL = {
+    "Darwin": {
+        "ssh": "macOS ships OpenSSH: check that /usr/bin/ssh exists (xcode-select --install restores the tools)",
+        "docker": "brew install colima docker && colima start (or install Docker Desktop)",
+        "tailscale": "brew install --cask tailscale (or the Mac App Store app), then sign in",
+        "python": "brew install python@3.12",
+    },
+    "Linux": {
+        "ssh": "sudo apt-get install openssh-client",
+        "docker": "sudo apt-get install docker.io (then: sudo usermod -aG docker $USER, and log in again)",
+        "debootstrap": "sudo apt-get install debootstrap",
+        "tailscale": "curl -fsSL https://tailscale.com/install.sh | sh, then sudo tailscale up",
+        "python": "sudo apt-get install python3 python3-venv",
+    },
+}
+
+
+def install_hint(tool: str, os_name: str | None = None) -> str:
+    hints = INSTALL.get(os_name or laptop_os(), INSTALL["Linux"])
+    return hints.get(tool, "")
+
+
 def local_checks() -> list[Check]:
     rows: list[Check] = []
+    os_name = laptop_os()
     ok = _version_tuple(ansible_core_version) >= MIN_ANSIBLE_CORE
     rows.append(
         Check(
@@ -67,7 +98,7 @@ def local_checks() -> list[Check]:
         r = subprocess.run([ssh, "-V"], capture_output=True, text=True, check=False)
         rows.append(Check("ssh client", "ok", (r.stderr or r.stdout).strip()))
     else:
-        rows.append(Check("ssh client", "fail", "ssh not found", "install OpenSSH (apt-get install openssh-client)"))
+        rows.append(Check("ssh client", "fail", "ssh not found", install_hint("ssh", os_name)))
     keys = [p.name for p in sorted((Path.home() / ".ssh").glob("id_*")) if p.suffix != ".pub"]
     rows.append(
         Check("SSH key in ~/.ssh", "ok", ", ".join(keys))
@@ -76,26 +107,31 @@ def local_checks() -> list[Check]:
     )
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0:
-        rows.append(Check("Docker (tests, sandbox)", "ok", "engine reachable"))
+        rows.append(Check("Docker (demo, sandbox, tests)", "ok", "engine reachable"))
     else:
+        start = "colima start" if os_name == "Darwin" else "sudo systemctl start docker"
         rows.append(
             Check(
-                "Docker (tests, sandbox)",
+                "Docker (demo, sandbox, tests)",
                 "warn",
-                "not reachable" if docker else "docker not installed",
-                "only needed for `homeport sandbox` and the tests: start Docker",
+                "installed but the engine does not answer" if docker else "docker not installed",
+                f"only for `make demo`, the sandbox and the tests: {start}"
+                if docker
+                else f"only for `make demo`, the sandbox and the tests: {install_hint('docker', os_name)}",
             )
         )
-    rows.append(
-        Check("debootstrap (sandbox image)", "ok", shutil.which("debootstrap") or "")
-        if shutil.which("debootstrap")
-        else Check(
-            "debootstrap (sandbox image)",
-            "warn",
-            "not installed",
-            "only needed to build the sandbox image: apt-get install debootstrap",
+    if os_name != "Darwin":
+        # the sandbox image comes from Debian's official image when a registry answers; debootstrap otherwise
+        rows.append(
+            Check("debootstrap (sandbox image without a registry)", "ok", shutil.which("debootstrap") or "")
+            if shutil.which("debootstrap")
+            else Check(
+                "debootstrap (sandbox image without a registry)",
+                "warn",
+                "not installed",
+                "needed only when Docker reaches no registry: " + install_hint("debootstrap", os_name),
+            )
         )
-    )
     return rows
 
 
@@ -107,6 +143,7 @@ class Target:
     port: int | None
     key: str | None
     common_args: str
+    become_password_set: bool = False  # ansible_become_password given (e.g. from the vault); its value is never read
 
 
 def inventory_vars(inventory: Path) -> list[tuple[Target, dict, DataLoader]]:
@@ -134,6 +171,7 @@ def inventory_vars(inventory: Path) -> list[tuple[Target, dict, DataLoader]]:
             port=int(port) if port else None,
             key=get("ansible_ssh_private_key_file"),
             common_args=" ".join(filter(None, [get("ansible_ssh_common_args"), get("ansible_ssh_extra_args")])),
+            become_password_set=any(hv.get(k) not in (None, "") for k in BECOME_PASSWORD_VARS),
         )
         out.append((target, hv, loader))
     return out
@@ -161,6 +199,81 @@ def _ssh(target: Target, *remote: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ssh_command(target, *remote), capture_output=True, text=True, timeout=SSH_TIMEOUT * 2, check=False
     )
+
+
+# One remote call: the OS, whether sudo works without a password, and on a Mac FileVault and the macOS-update
+# policy. `fdesetup status` prints "FileVault is On." / "FileVault is Off." (fdesetup(8)); the automatic macOS
+# update install is the key AutomaticallyInstallMacOSUpdates of /Library/Preferences/com.apple.SoftwareUpdate
+# (Apple's SoftwareUpdate payload: https://developer.apple.com/documentation/devicemanagement/softwareupdate;
+# unset means the macOS default, on), which the hardening role sets (hardening_macos_softwareupdate_*).
+HOST_FACTS_SCRIPT = (
+    'echo "os=$(uname -s)"; if sudo -n true 2>/dev/null; then echo sudo=ok; else echo sudo=password; fi; '
+    'if [ "$(uname -s)" = Darwin ]; then '
+    'echo "filevault=$(fdesetup status 2>/dev/null | head -n 1)"; '
+    'echo "macos_updates=$(defaults read /Library/Preferences/com.apple.SoftwareUpdate '
+    'AutomaticallyInstallMacOSUpdates 2>/dev/null || echo unset)"; fi'
+)
+
+
+def parse_host_facts(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def host_fact_checks(name: str, facts: dict[str, str], become_password_set: bool) -> list[Check]:
+    """sudo (every homeport run changes the system through it), and on a Mac FileVault and automatic updates."""
+    rows = []
+    if facts.get("sudo") == "ok":
+        rows.append(Check(f"{name}: sudo", "ok", "passwordless sudo works (every run uses it)"))
+    elif become_password_set:
+        rows.append(Check(f"{name}: sudo", "ok", "sudo asks a password: the inventory's become password is used"))
+    else:
+        rows.append(
+            Check(
+                f"{name}: sudo",
+                "fail",
+                "sudo asks a password and the inventory gives none",
+                'every homeport run uses sudo: keep a NOPASSWD rule (on the host: echo "$USER ALL=(ALL) NOPASSWD: '
+                'ALL" | sudo tee /etc/sudoers.d/homeport), or put vault_become_password in vault.yml and '
+                'ansible_become_password: "{{ vault_become_password }}" in group_vars/homeport/main.yml',
+            )
+        )
+    if facts.get("os") != "Darwin":
+        return rows
+    filevault = facts.get("filevault", "")
+    if "FileVault is Off" in filevault:
+        rows.append(Check(f"{name}: FileVault", "ok", "off: the Mac boots unattended after a power cut"))
+    else:
+        rows.append(
+            Check(
+                f"{name}: FileVault",
+                "warn",
+                filevault or "fdesetup status gave no answer",
+                "with FileVault on, a restart waits at the unlock screen (no SSH, Tailscale, Docker) until someone "
+                "types the password: run `sudo fdesetup authrestart` before planned restarts, or turn FileVault off",
+            )
+        )
+    updates = facts.get("macos_updates", "unset")
+    if updates in ("0", "false"):
+        rows.append(
+            Check(f"{name}: automatic macOS updates", "ok", "not installed by themselves (no surprise restart)")
+        )
+    else:
+        rows.append(
+            Check(
+                f"{name}: automatic macOS updates",
+                "warn",
+                "installed by themselves, restarting the Mac"
+                + (" (not set: the macOS default)" if updates == "unset" else ""),
+                "homeport bootstrap turns it off (hardening_macos_softwareupdate_install_macos_updates: false); "
+                "install macOS updates when you can reach the Mac",
+            )
+        )
+    return rows
 
 
 def host_checks(target: Target) -> list[Check]:
@@ -191,6 +304,8 @@ def host_checks(target: Target) -> list[Check]:
             "macOS: xcode-select --install; Debian: apt-get install python3",
         )
     )
+    facts = _ssh(target, HOST_FACTS_SCRIPT)
+    rows += host_fact_checks(name, parse_host_facts(facts.stdout), target.become_password_set)
     samples = []
     for _ in range(RTT_SAMPLES):
         start = time.monotonic()
