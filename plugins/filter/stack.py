@@ -113,6 +113,7 @@ def stack_service_errors(services, source_names=None):
         "memory_reservation",
         "restart",
         "healthcheck",
+        "healthcheck_exempt",
         "environment",
         "secrets",
         "ports",
@@ -141,6 +142,11 @@ def stack_service_errors(services, source_names=None):
                     errors.append(f"{where}.memory: must be greater than zero")
             except AnsibleFilterError as exc:
                 errors.append(str(exc))
+        if not _has_health(spec) and not str(spec.get("healthcheck_exempt") or "").strip():
+            errors.append(
+                f"{where}.healthcheck: every service needs a healthcheck (a failed release is rolled back only when"
+                f" its health says so); add one, or set healthcheck_exempt: '<why this service cannot have one>'"
+            )
         restart = spec.get("restart", "unless-stopped")
         if restart not in RESTART_OK:
             errors.append(
@@ -156,6 +162,39 @@ def stack_service_errors(services, source_names=None):
             if dep not in services:
                 errors.append(f"{where}.depends_on: {dep!r} is not an enabled service")
     return errors
+
+
+def _has_health(spec):
+    """A healthcheck of its own in stack_services (or under ``compose``), not one that is disabled."""
+    for hc in (spec.get("healthcheck"), (spec.get("compose") or {}).get("healthcheck")):
+        if isinstance(hc, dict) and hc and not hc.get("disable") and hc.get("test") not in (None, ["NONE"], "NONE"):
+            return True
+    return False
+
+
+def stack_declared_budget(services, budget, extra=None):
+    """Messages when the declared memory limits of the enabled services (plus ``extra``: {name: size} of other
+    homeport processes that count in the budget) exceed ``budget``; checked in the preflight, before anything
+    changes. The rendered project is checked again after staging (``stack_budget``, which also sees the user's
+    compose files)."""
+    budget_b = _size(budget, "homeport_memory_budget")
+    rows = []
+    for name in sorted(services):
+        try:
+            where = f"stack_services.{name}"
+            rows.append((where, _size(services[name].get("memory"), f"{where}.memory")))
+        except AnsibleFilterError:
+            continue  # a missing or bad limit is reported by stack_service_errors
+    for name, size in sorted((extra or {}).items()):
+        rows.append((name, _size(size, name)))
+    total = sum(size for _, size in rows)
+    if total <= budget_b:
+        return []
+    biggest = ", ".join(f"{name}={human(size)}" for name, size in sorted(rows, key=lambda r: -r[1]))
+    return [
+        f"homeport_memory_budget: {human(budget_b)} is less than the memory limits of the stack, "
+        f"{human(total)} (over by {human(total - budget_b)}): {biggest}"
+    ]
 
 
 def _depends_names(deps):
@@ -186,6 +225,12 @@ def _port(entry, bind_address, where):
     if len(parts) == 3:
         return {"target": int(parts[2]), "published": parts[1], "host_ip": parts[0], "protocol": proto}
     raise AnsibleFilterError(f"{where}: {entry!r} is not a port mapping (use PUBLISHED:TARGET)")
+
+
+def stack_port_spec(entry, bind_address, where):
+    """Public form of the port parser (used by the swarm filter): any ``ports`` entry of ``stack_services`` ->
+    ``{target, published, host_ip, protocol}``."""
+    return _port(entry, bind_address, where)
 
 
 def stack_compose(services, project, bind_address="127.0.0.1", image_tags=None):
@@ -493,9 +538,10 @@ def stack_release_plan(releases, current=None, keep=5, parent=None):
     return {"releases": names, "current": current if current in names else None, "previous": previous, "prune": prune}
 
 
-def stack_lock_state(lock, now, timeout):
+def stack_lock_state(lock, now, timeout, owner_alive=None):
     """Judge an existing lock file's content ({owner, pid, time}) at epoch ``now``: ``stale`` when older than
-    ``timeout`` seconds (or unreadable), with a message naming the owner."""
+    ``timeout`` seconds (or unreadable), or at once when ``owner_alive`` is False (the lock was taken from this
+    controller and its process is gone: an interrupted or killed run); with a message naming the owner."""
     if not isinstance(lock, dict):
         return {"stale": True, "age": None, "message": "unreadable lock file (taking it over)"}
     try:
@@ -503,6 +549,8 @@ def stack_lock_state(lock, now, timeout):
     except (TypeError, ValueError):
         return {"stale": True, "age": None, "message": "lock file without a time (taking it over)"}
     who = f"{lock.get('owner', '?')} (pid {lock.get('pid', '?')}, action {lock.get('action', '?')})"
+    if owner_alive is False or str(owner_alive).lower() == "false":
+        return {"stale": True, "age": age, "message": f"stale lock of {who}: that run is gone (taking it over)"}
     if age > int(timeout):
         return {"stale": True, "age": age, "message": f"stale lock of {who}, {age}s old (taking it over)"}
     return {
@@ -540,6 +588,7 @@ class FilterModule:
         return {
             "stack_merge_services": stack_merge_services,
             "stack_service_errors": stack_service_errors,
+            "stack_declared_budget": stack_declared_budget,
             "stack_compose": stack_compose,
             "stack_secret_bindings": stack_secret_bindings,
             "stack_weak_secrets": stack_weak_secrets,
