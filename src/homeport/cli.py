@@ -25,7 +25,8 @@ except ImportError:  # typer releases that use click directly
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 failure (a task failed, see the message); 2 drift found (`homeport drift`); "
     "3 invalid input (the preflight refused the configuration before anything changed, or a usage error); "
-    "4 a host was unreachable."
+    "4 a host was unreachable; 130 interrupted (Ctrl-C or SIGTERM: the run and its children were stopped; the "
+    "deploy lock it left is stale at once for the next run from this machine)."
 )
 
 
@@ -358,6 +359,7 @@ def status(
     )
     record = run_playbook(opts, events.EventHandler(console, json_mode=as_json, verbosity=verbose))
     summary = status_report.summarise(record.stats.get("homeport_status") or {})
+    firing = status_report.alerts_firing(summary)
     if as_json:
         print(json.dumps({**record.as_dict(), "summary": summary["hosts"]}, indent=2, sort_keys=True, default=str))
     else:
@@ -365,6 +367,8 @@ def status(
         status_report.render(console, summary)
     if record.exit_code():
         raise typer.Exit(record.exit_code())
+    if firing:  # issue 16: an alert fires on a host's Prometheus (documented exit code 5)
+        raise typer.Exit(status_report.EXIT_ALERTS)
 
 
 def _quick_host(inventory: Path | None, sandbox: bool, limit: str | None):
@@ -449,6 +453,118 @@ def restart(
     console.print(f"{host.name}: restarted {service}")
 
 
+@app.command()
+def connect(
+    name: Annotated[str, typer.Option("--name", help="Name of the Docker context on this laptop.")] = "homeport",
+    no_check: Annotated[bool, typer.Option("--no-check", help="Do not ask the engine for its version after.")] = False,
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a Docker context on this laptop for the host over SSH (idempotent): docker --context NAME ps."""
+    from homeport import connect as laptop  # noqa: PLC0415 - only this verb needs it
+
+    _quick, host = _quick_host(inventory, sandbox, limit)
+    try:
+        result = laptop.connect(host, name, check=not no_check)
+    except laptop.ConnectError as exc:
+        raise fail(str(exc), exc.code) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    verb = "created" if result["action"] == "create" else "already set up"
+    console.print(f"docker context {result['context']} ({result['endpoint']}): {verb}")
+    if result["server_version"]:
+        console.print(f"engine on {host.name}: Docker {result['server_version']}")
+    console.print(f"next: docker --context {result['context']} ps")
+
+
+@app.command()
+def tunnel(
+    services: Annotated[list[str] | None, typer.Argument(help="Only these stack services (default: all).")] = None,
+    offset: Annotated[int, typer.Option("--offset", help="Add N to every local port (when one is busy).")] = 0,
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """Forward the stack's published ports to localhost on this laptop over SSH until Ctrl-C."""
+    from homeport import connect as laptop  # noqa: PLC0415 - only this verb needs it
+
+    _quick, host = _quick_host(inventory, sandbox, limit)
+    try:
+        forwards = laptop.tunnel_plan(host, list(services or []), offset)
+    except laptop.ConnectError as exc:
+        raise fail(str(exc), exc.code) from None
+
+    def ready() -> None:
+        for f in forwards:
+            console.print(f"{f.service}: localhost:{f.local_port} -> {host.name} {f.remote_address}:{f.remote_port}")
+        console.print("tunnel open; Ctrl-C closes it")
+
+    code = laptop.run_tunnel(laptop.tunnel_argv(host, forwards), on_ready=ready)
+    console.print("tunnel closed" if code == 0 else f"tunnel ended: ssh to {host.address} failed")
+    raise typer.Exit(code)
+
+
+@app.command()
+def audit(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this check (ssh, ports, lynis, debsecan, macos).")
+    ] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Leave this check out (repeatable).")] = None,
+    lan_address: Annotated[
+        str | None, typer.Option("--lan-address", help="Address to port-scan (default: ansible_host).")
+    ] = None,
+    scan_from_container: Annotated[
+        str | None,
+        typer.Option("--scan-from-container", help="Scan from this container's network namespace (tests)."),
+    ] = None,
+    scan_ports: Annotated[str, typer.Option("--scan-ports", help="TCP ports nmap scans.")] = "1-65535",
+    lynis_min: Annotated[int, typer.Option("--lynis-min", help="Fail below this Lynis hardening index.")] = 0,
+    lynis_accept: Annotated[
+        list[str] | None, typer.Option("--lynis-accept", help="A Lynis warning ID accepted (repeatable).")
+    ] = None,
+    lynis_dir: Annotated[
+        Path | None, typer.Option("--lynis-dir", help="Untarred Lynis release (default: this machine's package).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check each host with tools homeport did not write: ssh-audit, nmap, Lynis, debsecan (macOS: firewall,
+    stealth, FileVault, updates, SIP). Exit 1 when a check fails."""
+    from homeport import audit as audit_checks  # noqa: PLC0415 - only this verb needs it
+
+    inv = resolve_inventory(inventory, sandbox)
+    checks = tuple(only or audit_checks.ALL_CHECKS)
+    checks = tuple(c for c in checks if c not in set(skip or []))
+    opts = audit_checks.Options(
+        checks=checks,
+        scan_from=scan_from_container,
+        scan_ports=scan_ports,
+        lynis_min=lynis_min,
+        lynis_accept={i: "accepted with --lynis-accept" for i in lynis_accept or []},
+        lynis_dir=lynis_dir,
+    )
+    try:
+        for name in [*(only or []), *(skip or [])]:
+            if name not in audit_checks.ALL_CHECKS:
+                raise audit_checks.AuditError(
+                    f"--only/--skip {name}: choose from {', '.join(audit_checks.ALL_CHECKS)}"
+                )
+        summary = audit_checks.run_audit(audit_checks.targets_from_inventory(inv, limit, lan_address), opts)
+    except audit_checks.AuditError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        audit_checks.render(console, summary)
+    if not summary["passed"]:
+        raise typer.Exit(events.EXIT_FAILED)
+
+
 @sandbox_app.command("up")
 def sandbox_up(
     release: Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")] = 13,
@@ -462,6 +578,30 @@ def sandbox_up(
         raise fail(str(exc), events.EXIT_FAILED) from None
     console.print(f"sandbox ready; inventory: {inv}")
     console.print("next: `homeport bootstrap --sandbox`")
+
+
+@sandbox_app.command("demo")
+def sandbox_demo(
+    release: Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")] = 13,
+    as_json: JsonOpt = False,
+) -> None:
+    """The main job on the sandbox, each step timed: up, bootstrap, deploy a small stack, status, a backup."""
+    if release not in sandbox_host.RELEASES:
+        raise fail(f"--release {release}: choose one of {', '.join(map(str, sandbox_host.RELEASES))}")
+    out = err if as_json else console
+    try:
+        steps = sandbox_host.demo(out, release, json_mode=as_json)
+    except sandbox_host.SandboxError as exc:
+        raise fail(str(exc), events.EXIT_FAILED) from None
+    ok = all(s.ok for s in steps)
+    if as_json:
+        print(json.dumps({"ok": ok, "steps": [s.as_dict() for s in steps]}, indent=2))
+    else:
+        sandbox_host.render_steps(console, steps)
+        if ok:
+            console.print("next: `homeport ps --sandbox`, `homeport logs api --sandbox -f`, `homeport sandbox down`")
+    if not ok:
+        raise typer.Exit(events.EXIT_FAILED)
 
 
 @sandbox_app.command("down")

@@ -23,10 +23,14 @@ EXIT_FAILED = 1
 EXIT_DRIFT = 2
 EXIT_INVALID = 3
 EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 HIDDEN = "(hidden: this task handles a secret)"
-# A failed task of the preflight role with one of these actions means: the configuration was refused.
+# A failed check (one of these actions) of the preflight role or of a role's read-only validate*.yml, before any
+# task of the run changed anything, means: the configuration was refused and nothing was changed (exit 3). The
+# preflight runs every role's validate.yml first (roles/homeport/tasks/preflight_roles.yml).
 PREFLIGHT_ROLE = "homeport"
+VALIDATION_FILES = re.compile(r"/roles/[^/]+/tasks/validate[^/]*\.yml:\d+$")
 VALIDATION_ACTIONS = {
     "validate_argument_spec",
     "ansible.builtin.validate_argument_spec",
@@ -71,6 +75,7 @@ class RunRecord:
     changes: list[Change] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. homeport_status)
     errors: list[str] = field(default_factory=list)  # ansible's own errors (syntax, inventory) outside tasks
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM (runner.interruptible)
 
     @property
     def hosts(self) -> list[str]:
@@ -78,7 +83,9 @@ class RunRecord:
 
     def exit_code(self, drift: bool = False) -> int:
         """3 when the preflight refused the configuration, 4 when a host was unreachable, 1 on any other
-        failure, 2 in drift mode when something would change, else 0."""
+        failure, 2 in drift mode when something would change, else 0; 130 when the run was interrupted."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if any(f.validation for f in self.failures):
             return EXIT_INVALID
         if any(f.unreachable for f in self.failures):
@@ -270,7 +277,12 @@ class EventHandler:
             action=action,
             message=failure_message(data.get("res") or {}),
             unreachable=unreachable,
-            validation=(not unreachable and role == PREFLIGHT_ROLE and action in VALIDATION_ACTIONS),
+            validation=(
+                not unreachable
+                and action in VALIDATION_ACTIONS
+                and (role == PREFLIGHT_ROLE or bool(VALIDATION_FILES.search(data.get("task_path") or "")))
+                and not self.record.changes
+            ),
         )
         self.record.failures.append(failure)
         word = "unreachable" if unreachable else "failed"

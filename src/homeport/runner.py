@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from typing import Any
 
 import ansible_runner
 
-from homeport import paths, vault
-from homeport.events import EventHandler, RunRecord
+from homeport import inventory_check, paths, vault
+from homeport.events import EventHandler, Failure, RunRecord
 
 KEEP_ARTIFACTS = 20
 FACT_CACHE_TIMEOUT = 24 * 3600
@@ -132,14 +133,78 @@ def _ident(playbook: str) -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{Path(playbook).stem}-{secrets.token_hex(2)}"
 
 
+INTERRUPTED = (
+    "interrupted: the run was stopped by a signal (Ctrl-C or SIGTERM); ansible-playbook and its children were stopped"
+)
+# how often ansible-runner asks whether to cancel (seconds): a Ctrl-C stops the run within about this time
+CANCEL_POLL = 0.5
+
+
+@contextlib.contextmanager
+def interruptible():
+    """While a playbook runs, SIGINT (Ctrl-C) and SIGTERM (a closed laptop lid, a service manager) do not kill this
+    process mid-way: they set a flag that ansible-runner's cancel callback reads, and ansible-runner then kills the
+    whole process group of ansible-playbook (its forks and Mitogen's multiplexer included). Yields the flag (a list:
+    non-empty once a signal arrived)."""
+    caught: list[int] = []
+
+    def on_signal(signum, _frame):
+        caught.append(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_inventory(inventory: Path, handler: EventHandler) -> RunRecord | None:
+    """A record of the refusal when the inventory has errors (warnings are printed), else None."""
+    problems = inventory_check.check(inventory) if inventory.exists() else []
+    for warning in (p for p in problems if not p.error):
+        if not handler.json_mode:
+            handler.console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    errors = [p for p in problems if p.error]
+    if not errors:
+        return None
+    record = handler.record
+    record.status = "refused"
+    record.failures += [
+        Failure(
+            host="inventory",
+            play="",
+            role="homeport",
+            task="Check the inventory (before running anything)",
+            action="assert",
+            message=str(p),
+            validation=True,
+        )
+        for p in errors
+    ]
+    return record
+
+
 def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
-    """Run one playbook with ansible-runner; every event goes through ``handler``; returns its record."""
+    """Run one playbook with ansible-runner; every event goes through ``handler``; returns its record. The
+    inventory's YAML and variable names are checked first (homeport.inventory_check): an error there refuses the
+    run before ansible-playbook starts (exit 3)."""
+    refused = check_inventory(opts.inventory, handler)
+    if refused:
+        return refused
     private_dir = paths.runner_dir()
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     env = build_env(private_dir)
     password = vault.resolve_password()
     client = vault.client_script(private_dir / "bin") if password else None
-    with vault.PasswordPipe(password) if password else contextlib.nullcontext() as pipe, handler:
+    with (
+        vault.PasswordPipe(password) if password else contextlib.nullcontext() as pipe,
+        handler,
+        interruptible() as caught,
+    ):
         if pipe:
             env[vault.ENV_SOCKET] = str(pipe.path)
         result = ansible_runner.run(
@@ -147,7 +212,8 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
             playbook=str(paths.playbook(opts.playbook)),
             inventory=str(opts.inventory),
             envvars=env,
-            extravars=opts.extravars or None,
+            # the deploy lock records this process: a lock whose owner is gone is stale at once (roles/stack)
+            extravars={**opts.extravars, "homeport_controller_pid": os.getpid()},
             cmdline=_cmdline(opts, client) or None,
             limit=opts.limit,
             tags=",".join(opts.tags) or None,
@@ -161,10 +227,16 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
             event_handler=handler,
             suppress_env_files=True,  # nothing (env, extravars) written into <private dir>/env/
             quiet=True,
+            cancel_callback=lambda: bool(caught),
+            settings={"pexpect_timeout": CANCEL_POLL},
         )
     record = handler.record
     record.status = result.status
     record.rc = result.rc
+    if caught:
+        record.interrupted = True
+        record.errors.append(INTERRUPTED)
+        return record
     if result.status != "successful" and not (record.recap or record.failures or record.errors):
         # ansible-playbook ended before its first event (it could not start, or died): say so, never exit silently
         tail = [line for line in (result.stdout.read() if result.stdout else "").splitlines() if line.strip()][-5:]

@@ -223,7 +223,10 @@ def test_merge_extra_over_defaults_and_disable():
 
 def test_service_errors_name_the_setting():
     services = {
-        "ok": {"image": "x", "memory": "1g"},
+        "ok": {"image": "x", "memory": "1g", "healthcheck": {"test": ["CMD", "true"]}},
+        "worker": {"image": "x", "memory": "1g", "healthcheck_exempt": "pulls its work, serves no port"},
+        "nohealth": {"image": "x", "memory": "1g"},
+        "disabled": {"image": "x", "memory": "1g", "healthcheck": {"disable": True}},
         "nolimit": {"image": "x"},
         "norestart": {"image": "x", "memory": "1g", "restart": "no"},
         "nosrc": {"source": "missing", "memory": "1g"},
@@ -239,7 +242,33 @@ def test_service_errors_name_the_setting():
     assert "stack_services.typo: unknown setting(s) memroy" in joined
     assert "stack_services.dep.depends_on: 'ghost' is not an enabled service" in joined
     assert "stack_services.badsize.memory: 'big' is not a size" in joined
-    assert not any(e.startswith("stack_services.ok") for e in errors)
+    assert not any(e.startswith(("stack_services.ok", "stack_services.worker")) for e in errors)
+    # issue 14: rollback depends on health, so a service without a healthcheck needs a stated reason
+    assert "stack_services.nohealth.healthcheck: every service needs a healthcheck" in joined
+    assert "stack_services.disabled.healthcheck: every service needs a healthcheck" in joined
+    assert "set healthcheck_exempt: '<why this service cannot have one>'" in joined
+
+
+def test_the_default_stack_has_a_healthcheck_or_a_reason_for_every_service():
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "roles" / "stack" / "defaults" / "main.yml").read_text())
+    sources = [spec["source"] for spec in defaults["stack_services"].values() if spec.get("source")]
+    errors = st.stack_service_errors(defaults["stack_services"], sources)
+    assert errors == []
+
+
+def test_declared_budget_is_checked_before_anything_runs():
+    services = {"db": {"memory": "512m"}, "api": {"memory": "256m"}, "bad": {"memory": "lots"}}
+    assert st.stack_declared_budget(services, "1g") == []
+    (msg,) = st.stack_declared_budget(services, "600m")
+    assert msg == (
+        "homeport_memory_budget: 600 MiB is less than the memory limits of the stack, 768 MiB (over by 168 MiB): "
+        "stack_services.db=512 MiB, stack_services.api=256 MiB"
+    )
+    # other homeport processes that count in the budget (e.g. monitoring) are named with their variable
+    (msg,) = st.stack_declared_budget(services, "800m", {"monitoring_memory_limit": "64m"})
+    assert "monitoring_memory_limit=64 MiB" in msg
 
 
 def test_compose_render_binds_ports_tags_built_images_and_waits_for_healthy_deps():
@@ -311,6 +340,17 @@ def test_lock_state_live_and_stale():
     assert stale["stale"]
     assert "stale lock of ana@laptop" in stale["message"]
     assert st.stack_lock_state("garbage", 0, 10)["stale"]
+
+
+@pytest.mark.parametrize("gone", [False, "False"])
+def test_a_lock_whose_owner_process_is_gone_is_stale_at_once(gone):
+    """Issue 14: Ctrl-C / SIGKILL of the controller leaves the lock behind; its owner (this machine) is gone."""
+    lock = {"owner": "ana@laptop", "pid": 4242, "time": 1000, "action": "deploy"}
+    state = st.stack_lock_state(lock, 1005, 1800, gone)
+    assert state["stale"]
+    assert "that run is gone" in state["message"]
+    assert not st.stack_lock_state(lock, 1005, 1800, True)["stale"]  # alive: still held
+    assert not st.stack_lock_state(lock, 1005, 1800, None)["stale"]  # another machine's lock: by age only
 
 
 def test_tree_hash_changes_with_content_only(tmp_path):
