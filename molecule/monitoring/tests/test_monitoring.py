@@ -1,0 +1,195 @@
+"""Verify the monitoring scenario: Debian's Prometheus, node_exporter, blackbox_exporter and Alertmanager run with
+homeport's settings on 127.0.0.1 only, every target is up, the container metrics of the test stack arrive, the
+Watchdog pings the dead man's switch, a stopped stack container's alert reaches the test webhook within a bounded
+time (printed) and resolves after the restart, and a stale backup status fires BackupStale."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from homeport_testinfra import run_ok
+
+PROM = "http://127.0.0.1:9090"
+WEBHOOK_LOG = "/var/log/monitoring-webhook.jsonl"
+STATUS = "/var/lib/homeport/backup/status.json"
+ALERT_BOUND_S = 120  # scrape 5s + evaluation 5s + for 10s + group_wait 1s, with room for a loaded machine
+UNITS = {
+    "prometheus": 160,
+    "prometheus-alertmanager": 40,
+    "prometheus-node-exporter": 32,
+    "prometheus-blackbox-exporter": 32,
+}
+
+
+def query(host, promql: str) -> list[dict]:
+    out = run_ok(host, f"curl -fsS --get {PROM}/api/v1/query --data-urlencode 'query={promql}'")
+    doc = json.loads(out)
+    assert doc["status"] == "success", doc
+    return doc["data"]["result"]
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def webhook(host, since: float) -> list[dict]:
+    f = host.file(WEBHOOK_LOG)
+    if not f.exists:
+        return []
+    rows = [json.loads(line) for line in f.content_string.splitlines() if line.strip()]
+    return [r for r in rows if r["received_at"] >= since]
+
+
+def notified(host, since: float, alertname: str, status: str, **labels):
+    for row in webhook(host, since):
+        if row["path"] != "/alerts" or not isinstance(row["body"], dict):
+            continue
+        for a in row["body"].get("alerts", []):
+            if (
+                a["labels"].get("alertname") == alertname
+                and a["status"] == status
+                and all(a["labels"].get(k) == v for k, v in labels.items())
+            ):
+                return row
+    return None
+
+
+def target_time(host) -> float:
+    return float(run_ok(host, "date +%s.%N").strip())
+
+
+def test_daemons_run_with_their_memory_limits(host):
+    for unit, mib in UNITS.items():
+        assert host.service(unit).is_running, unit
+        assert host.service(unit).is_enabled, unit
+        limit = run_ok(host, f"systemctl show -p MemoryMax --value {unit}").strip()
+        assert int(limit) == mib * 1024**2, (unit, limit)
+    assert run_ok(host, "systemctl is-active homeport-metrics.timer").strip() == "active"
+
+
+def test_nothing_listens_beyond_localhost(host):
+    lines = run_ok(host, "ss -Htlnp").splitlines()
+    mine = [ln for ln in lines if "prometheus" in ln]
+    assert len(mine) == 4, lines
+    for ln in mine:
+        assert ln.split()[3].startswith("127.0.0.1:"), ln
+    assert not any(":9094" in ln for ln in lines), "Alertmanager's gossip port must stay closed"
+    assert not run_ok(host, "ss -Hulnp | grep prometheus || true").strip()
+
+
+def test_configs_pass_the_hosts_own_tools(host):
+    run_ok(host, "promtool check config /etc/prometheus/prometheus.yml")
+    run_ok(host, "promtool check rules /etc/prometheus/homeport-rules.yml")
+    out = run_ok(host, "amtool check-config /etc/prometheus/alertmanager.yml")
+    assert "SUCCESS" in out
+    am = host.file("/etc/prometheus/alertmanager.yml")
+    assert (am.user, am.group, am.mode) == ("root", "prometheus", 0o640)
+    args = host.file("/etc/default/prometheus").content_string
+    assert "--storage.tsdb.retention.time=30d" in args and "--storage.tsdb.retention.size=1GB" in args
+
+
+def test_every_target_is_up(host):
+    def all_up():
+        doc = json.loads(run_ok(host, f"curl -fsS {PROM}/api/v1/targets"))
+        targets = doc["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for("every scrape target up", all_up, 90)
+    jobs = sorted({t["labels"]["job"] for t in targets})
+    assert jobs == ["alertmanager", "blackbox", "node", "prometheus", "ssh", "stack"]
+    ups = query(host, "up")
+    assert ups and all(r["value"][1] == "1" for r in ups), ups
+    probes = {r["metric"]["service"]: r["value"][1] for r in query(host, "probe_success")}
+    assert probes == {"db": "1", "api": "1", "ssh": "1"}, probes
+    print(f"\n[monitoring] {len(ups)} targets, all up == 1: {jobs}")
+
+
+def test_container_metrics_reach_prometheus(host):
+    def running():
+        rows = query(host, 'homeport_container_running{project="teststack"}')
+        return rows if {r["metric"]["service"] for r in rows} == {"db", "api"} else None
+
+    rows = wait_for("container metrics", running, 60)
+    assert all(r["value"][1] == "1" for r in rows)
+    memory = {
+        r["metric"]["service"]: float(r["value"][1]) for r in query(host, "homeport_container_memory_usage_bytes")
+    }
+    assert memory["db"] > 1024**2 and memory["api"] > 1024**2, memory
+    limits = {
+        r["metric"]["service"]: float(r["value"][1]) for r in query(host, "homeport_container_memory_limit_bytes")
+    }
+    assert limits == {"db": 512 * 1024**2, "api": 256 * 1024**2}
+    assert float(query(host, 'homeport_container_cpu_seconds_total{service="db"}')[0]["value"][1]) > 0
+    health = query(host, 'homeport_container_health_status{status="healthy"} == 1')
+    assert {r["metric"]["service"] for r in health} == {"db", "api"}
+    assert query(host, "homeport_memory_budget_bytes")[0]["value"][1] == str(4 * 1024**3)
+
+
+def test_watchdog_pings_the_deadmans_switch(host):
+    def pinged():
+        return [r for r in webhook(host, 0) if r["path"] == "/deadman"]
+
+    pings = wait_for("the Watchdog's ping", pinged, 90)
+    body = pings[-1]["body"]
+    assert body["receiver"] == "deadmans_switch"
+    assert [a["labels"]["alertname"] for a in body["alerts"]] == ["Watchdog"]
+    # the Watchdog goes only to the switch, never to the user's receivers
+    assert not any(
+        a["labels"]["alertname"] == "Watchdog"
+        for r in webhook(host, 0)
+        if r["path"] == "/alerts"
+        for a in r["body"]["alerts"]
+    )
+
+
+def test_stopped_service_alerts_the_webhook_and_clears_after_restart(host):
+    cid = run_ok(host, "docker ps -q --filter label=com.docker.compose.service=api").strip()
+    assert cid
+    t0 = target_time(host)
+    run_ok(host, f"docker stop {cid}")
+    try:
+        row = wait_for(
+            "StackServiceDown at the webhook",
+            lambda: notified(host, t0, "StackServiceDown", "firing", service="api"),
+            ALERT_BOUND_S,
+        )
+        print(f"\n[monitoring] api stopped -> StackServiceDown at the webhook after {row['received_at'] - t0:.1f} s")
+        assert notified(host, t0, "StackContainerDown", "firing", service="api") or wait_for(
+            "StackContainerDown", lambda: notified(host, t0, "StackContainerDown", "firing", service="api"), 60
+        )
+    finally:
+        run_ok(host, f"docker start {cid}")
+    t1 = target_time(host)
+    row = wait_for(
+        "StackServiceDown resolved",
+        lambda: notified(host, t1, "StackServiceDown", "resolved", service="api"),
+        ALERT_BOUND_S,
+    )
+    print(f"[monitoring] api started -> resolved at the webhook after {row['received_at'] - t1:.1f} s")
+
+
+def test_stale_backup_fires_backup_stale(host):
+    now = target_time(host)
+    old = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 30 * 3600))
+    status = {"schema": 1, "state": "success", "last_success": old, "last_failure": None, "error": None}
+    run_ok(host, f"mkdir -p /var/lib/homeport/backup && echo '{json.dumps(status)}' > {STATUS}")
+    try:
+        row = wait_for(
+            "BackupStale at the webhook", lambda: notified(host, now, "BackupStale", "firing"), ALERT_BOUND_S
+        )
+        print(f"\n[monitoring] backup 30 h old -> BackupStale at the webhook after {row['received_at'] - now:.1f} s")
+        # a fresh backup clears it
+        fresh = {**status, "last_success": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(target_time(host)))}
+        t1 = target_time(host)
+        run_ok(host, f"echo '{json.dumps(fresh)}' > {STATUS}")
+        wait_for("BackupStale resolved", lambda: notified(host, t1, "BackupStale", "resolved"), ALERT_BOUND_S)
+    finally:
+        run_ok(host, f"rm -f {STATUS}")
