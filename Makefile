@@ -1,4 +1,4 @@
-# homeport — the two commands:  make demo  (sandbox host + bootstrap + status)   make test  (everything)
+# homeport — the two commands:  make demo  (sandbox host: bootstrap, deploy, status, backup)   make test  (everything)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +10,7 @@ SCENARIO ?=
 .PHONY: help setup collection-link images lint unit molecule test demo bootstrap bench role-docs clean
 
 help:
-	@echo "make demo        sandbox host in Docker + homeport bootstrap + status (needs only Docker)"
+	@echo "make demo        sandbox host in Docker: bootstrap, deploy a small stack, status, backup (needs only Docker)"
 	@echo "make test        images + lint + unit tests + every molecule scenario"
 	@echo "make bootstrap   first setup of the Mac Mini in inventory/ (after 'homeport init')"
 	@echo "make bench       speed benchmarks over an emulated far link (BENCH_MODE=short for CI)"
@@ -46,9 +46,7 @@ molecule: setup images
 test: setup images lint unit molecule
 
 demo: setup
-	$(BIN)/homeport sandbox up
-	$(BIN)/homeport bootstrap --sandbox
-	$(BIN)/homeport status --sandbox
+	$(BIN)/homeport sandbox demo
 
 bootstrap: setup
 	$(BIN)/homeport bootstrap

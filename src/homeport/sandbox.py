@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -75,16 +76,27 @@ def _require_docker() -> None:
         raise SandboxError("Docker is not reachable: start the Docker engine (`homeport doctor` checks it)")
 
 
-def _ensure_image(release: int, console: Console) -> None:
-    if _docker("image", "inspect", image(release), check=False).returncode == 0:
-        return
-    if not shutil.which("debootstrap"):
-        raise SandboxError(f"image {image(release)} is missing and debootstrap is not installed to build it")
-    console.print(f"building {image(release)} with debootstrap (a minute or two)")
-    build = Path(__file__).resolve().parent / "images" / "build.sh"
-    r = subprocess.run(["bash", str(build), "base"], check=False)
+BUILD_SH = Path(__file__).resolve().parent / "images" / "build.sh"
+
+
+def _build(what: str, console: Console, missing: list[str]) -> None:
+    """src/homeport/images/build.sh WHAT: it takes Debian's official image when a registry answers, else
+    debootstrap, and says what to install when neither works (one message)."""
+    console.print(f"building {', '.join(missing)} (src/homeport/images/build.sh {what}; a few minutes the first time)")
+    r = subprocess.run(["bash", str(BUILD_SH), what], check=False, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
-        raise SandboxError(f"{build} base failed (exit {r.returncode})")
+        said = [line for line in (r.stderr or "").splitlines() if line.strip() and not line.startswith("[images]")]
+        raise SandboxError(said[-1] if said else f"{BUILD_SH} {what} failed (exit {r.returncode})")
+
+
+def _missing(images: list[str]) -> list[str]:
+    return [img for img in images if _docker("image", "inspect", img, check=False).returncode != 0]
+
+
+def _ensure_image(release: int, console: Console) -> None:
+    missing = _missing([image(release)])
+    if missing:
+        _build(f"base{release}", console, missing)  # only the release the sandbox needs
 
 
 def _state() -> str | None:
@@ -134,6 +146,15 @@ chown {USER}:{USER} /home/{USER}/.ssh/authorized_keys
 chmod 0600 /home/{USER}/.ssh/authorized_keys
 ssh-keygen -A >/dev/null
 systemctl enable --now ssh >/dev/null 2>&1 || systemctl enable --now sshd >/dev/null
+# the engine the bootstrap installs runs inside a container whose /proc/sys is read-only: dockerd must not insist
+# on disabling IPv6 on its containers' interfaces (as in the homeport/dind images; a real host does not need this)
+dropin=/etc/systemd/system/docker.service.d/homeport-sandbox.conf
+if [ ! -f "$dropin" ]; then
+  install -d "${{dropin%/*}}"
+  printf '[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n' >"$dropin"
+  systemctl daemon-reload
+  if systemctl is-active -q docker; then systemctl restart docker; fi
+fi
 """,
         input_text=pubkey + "\n",
     )
@@ -177,6 +198,7 @@ def _write_state(port: int) -> Path:
                 # hardening firewall (tailnet-only by default) accept SSH from there
                 "hardening_ssh_allowed_networks": [f"{_gateway()}/32"],
                 "backup_restic_password": _sandbox_secret("restic-password"),
+                **demo_stack_vars(),
             },
         }
     }
@@ -191,6 +213,34 @@ def _write_state(port: int) -> Path:
     return inv
 
 
+DEMO_STACK = Path("tests") / "stack" / "vars.yml"  # the test stack: PostgreSQL + pgvector and a small vector API
+DEMO_PROJECT = "demo"
+DEMO_IMAGES = ["homeport/pgvector:17", "homeport/testapi:1"]
+
+
+def demo_stack_vars() -> dict:
+    """The stack `homeport deploy --sandbox` runs: the test stack of tests/stack (in a checkout), with its API as
+    the image homeport/testapi:1 built here, both images shipped from this machine's engine (stack_ship_images: no
+    registry needed), and the sandbox's own generated secrets. Empty outside a checkout."""
+    path = paths.content_root() / DEMO_STACK
+    if not path.is_file():
+        return {}
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    services = doc["stack_services"]
+    api = {k: v for k, v in services["api"].items() if k != "source"}
+    services["api"] = {"image": "homeport/testapi:1", "pull_policy": "never", **api}
+    return {
+        "stack_project_name": DEMO_PROJECT,
+        "stack_services": services,
+        "stack_keep_releases": doc.get("stack_keep_releases", 3),
+        "stack_wait_timeout": 180,
+        "stack_ship_images": list(DEMO_IMAGES),
+        "stack_ship_compress": False,  # loopback: gzip would only cost CPU
+        "stack_postgres_password": _sandbox_secret("postgres-password"),
+        "stack_api_token": _sandbox_secret("api-token"),
+    }
+
+
 def _gateway() -> str:
     gateway = _docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.Gateway}} {{end}}", CONTAINER).stdout
     if not gateway.split():
@@ -202,6 +252,7 @@ def _sandbox_secret(name: str) -> str:
     """A secret of the sandbox, generated once and kept (0600) in .homeport/sandbox/ so reruns reuse it."""
     path = paths.sandbox_dir() / name
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(secrets.token_urlsafe(32))
@@ -257,3 +308,130 @@ def ssh(command: list[str]) -> int:
     if not command and sys.stdin.isatty():
         base.insert(1, "-t")
     return subprocess.run([*base, *command], check=False).returncode
+
+
+# ---- `homeport sandbox demo` (make demo): the main job on the sandbox, each step timed ------------------------
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float = 0.0
+    ok: bool = True
+    changed: int | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _playbook(playbook: str, console: Console, extravars: dict | None = None, json_mode: bool = False):
+    from homeport import events  # noqa: PLC0415 - ansible-runner is imported only by the steps that need it
+    from homeport.runner import RunOptions, run_playbook  # noqa: PLC0415
+
+    opts = RunOptions(playbook=playbook, inventory=paths.sandbox_inventory(), extravars=extravars or {})
+    record = run_playbook(opts, events.EventHandler(console, json_mode=json_mode))
+    if not json_mode:
+        events.render_result(console, record)
+    return record
+
+
+def _changed(record) -> int:
+    return sum(int(r.get("changed", 0)) for r in record.recap.values())
+
+
+def _quick_host():
+    from homeport import quick  # noqa: PLC0415
+
+    return quick, quick.pick_host(quick.load_hosts(paths.sandbox_inventory()), None)
+
+
+def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[Step]:
+    """sandbox up -> bootstrap -> deploy the test stack (images shipped from here) -> status -> a backup. Stops at
+    the first failed step. Rerunning it changes nothing (bootstrap and deploy report changed=0, the containers are
+    the same, not restarted); the backup step takes a new snapshot each time (that is its job)."""
+    from homeport import status as status_report  # noqa: PLC0415
+
+    if not demo_stack_vars():
+        raise SandboxError(f"the demo stack {DEMO_STACK} is not here: run the demo from a checkout of homeport")
+    steps: list[Step] = []
+
+    def step(name: str):
+        s = Step(name)
+        steps.append(s)
+        console.print(f"\n[bold]== {name}[/]")
+        return s, time.monotonic()
+
+    s, t0 = step("images (built once, skipped when present)")
+    missing = _missing([image(release), *DEMO_IMAGES])
+    if missing:
+        _build("demo" if release == 13 else "all", console, missing)
+    s.detail = f"built {', '.join(missing)}" if missing else "all present"
+    s.seconds = round(time.monotonic() - t0, 1)
+
+    s, t0 = step("sandbox up")
+    up(release, console)
+    s.seconds = round(time.monotonic() - t0, 1)
+
+    for name, playbook, extra in (
+        ("bootstrap (runtime, hardening, backup)", "site.yml", None),
+        ("deploy the stack (PostgreSQL + pgvector, the API; images shipped)", "deploy.yml", None),
+    ):
+        before = None
+        if playbook == "deploy.yml":
+            quick, host = _quick_host()
+            before = quick.ps(host)
+        s, t0 = step(name)
+        record = _playbook(playbook, console, extra, json_mode)
+        s.seconds = round(time.monotonic() - t0, 1)
+        s.changed, s.ok = _changed(record), record.exit_code() == 0
+        if not s.ok:
+            s.detail = "; ".join(f.message.splitlines()[0] for f in record.failures) or "; ".join(record.errors)
+            return steps
+        if before is not None:
+            after = quick.ps(host)
+            same = [(r["name"], r["started_at"]) for r in before] == [(r["name"], r["started_at"]) for r in after]
+            s.detail = "stack untouched (same containers, not restarted)" if before and same else "stack deployed"
+
+    s, t0 = step("status")
+    record = _playbook("status.yml", console, None, json_mode)
+    summary = status_report.summarise(record.stats.get("homeport_status") or {}, measure=False)
+    s.seconds = round(time.monotonic() - t0, 1)
+    if not json_mode:
+        status_report.render(console, summary)
+    host_summary = next(iter(summary["hosts"].values()), {})
+    containers = [c for c in host_summary.get("containers", []) if c.get("project") == DEMO_PROJECT]
+    healthy = [c for c in containers if c["state"] == "running" and c["health"] == "healthy"]
+    mem = host_summary.get("memory", {})
+    s.ok = record.exit_code() == 0 and bool(containers) and len(healthy) == len(containers)
+    s.detail = (
+        f"{len(healthy)}/{len(containers)} containers healthy; limits {mem.get('limits_mb')} MiB of the "
+        f"{mem.get('budget_mb')} MiB budget, in use {mem.get('usage_mb')} MiB"
+    )
+    if not s.ok:
+        return steps
+
+    s, t0 = step("backup run")
+    record = _playbook("backup.yml", console, {"homeport_backup_action": "run"}, json_mode)
+    s.seconds = round(time.monotonic() - t0, 1)
+    s.changed, s.ok = _changed(record), record.exit_code() == 0
+    s.detail = (
+        "a snapshot in the sandbox's restic repository"
+        if s.ok
+        else "; ".join(f.message.splitlines()[0] for f in record.failures)
+    )
+    return steps
+
+
+def render_steps(console: Console, steps: list[Step]) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="homeport demo: time per step", title_justify="left")
+    for col, justify in (("step", "left"), ("seconds", "right"), ("changed", "right"), ("result", "left")):
+        table.add_column(col, justify=justify)
+    for s in steps:
+        result = ("ok" if s.ok else "FAILED") + (f": {s.detail}" if s.detail else "")
+        table.add_row(s.name, f"{s.seconds:.1f}", "-" if s.changed is None else str(s.changed), result)
+    table.add_row("total", f"{sum(s.seconds for s in steps):.1f}", "", "")
+    table.add_row("total after the images exist", f"{sum(s.seconds for s in steps[1:]):.1f}", "", "")
+    console.print(table)

@@ -90,3 +90,57 @@ def test_archive_is_docker_save_output_gzipped_or_plain(tmp_path):
     plain = tmp_path / "images.tar"
     ship.save_archive(["db:1"], str(plain), str(fake), compress=False)
     assert plain.read_bytes() == tar.read_bytes()
+
+
+def test_ssh_argv_from_the_inventory_keeps_host_key_checking_and_the_runner_master(tmp_path):
+    from ansible.plugins.connection.ssh import Connection
+
+    hostvars = {
+        "inventory_hostname": "mini",
+        "ansible_host": "mini.tail.ts.net",
+        "ansible_port": 2222,
+        "ansible_user": "admin",
+        "ansible_ssh_private_key_file": "~/.ssh/id_mini",
+        "ansible_ssh_common_args": "-o UserKnownHostsFile=/k/known_hosts",
+    }
+    env = {
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=600s",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path),
+    }
+    argv = ship.ssh_argv(hostvars, env)
+    control = Connection._create_control_path("mini.tail.ts.net", 2222, "admin") % {"directory": str(tmp_path)}
+    assert argv[:5] == ["ssh", "-o", "ControlMaster=auto", "-o", "ControlPersist=600s"]
+    assert f"ControlPath={control}" in argv
+    assert "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
+    assert "UserKnownHostsFile=/k/known_hosts" in argv
+    assert argv[argv.index("-p") + 1] == "2222" and argv[-1] == "admin@mini.tail.ts.net"
+    assert ship.ssh_argv({**hostvars, "ansible_connection": "docker"}, env) is None
+    assert ship.ssh_argv({"inventory_hostname": "box"}, env)[-1] == "box"
+
+
+def test_load_command_under_become():
+    assert ship.load_command("docker", None, sudo=False) == "docker load --quiet"
+    assert ship.load_command("docker", None, sudo=True) == "sudo -n docker load --quiet"
+    assert ship.load_command("/opt/homebrew/bin/docker", "unix:///s.sock", sudo=True, become_user="admin") == (
+        "sudo -n -u admin DOCKER_HOST=unix:///s.sock /opt/homebrew/bin/docker load --quiet"
+    )
+
+
+def test_stream_pipes_docker_save_through_gzip_into_ssh(tmp_path):
+    # stand-ins: `docker save` prints a payload; `ssh ... HOST CMD` runs CMD here (like sshd would, with stdin)
+    payload = b"layer-bytes " * 1000
+    (tmp_path / "payload").write_bytes(payload)
+    docker = tmp_path / "docker"
+    docker.write_text(f'#!/bin/sh\n[ "$1" = save ] || exit 2\ncat {tmp_path}/payload\n')
+    docker.chmod(0o755)
+    fake_ssh = tmp_path / "ssh"
+    fake_ssh.write_text('#!/bin/sh\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake_ssh.chmod(0o755)
+    received = tmp_path / "received.gz"
+    ship.stream(["db:1"], [str(fake_ssh), "-o", "BatchMode=yes", "host"], f"cat > {received}", str(docker), True)
+    assert gzip.decompress(received.read_bytes()) == payload
+    ship.stream(["db:1"], [str(fake_ssh), "host"], f"cat > {tmp_path}/plain", str(docker), False)
+    assert (tmp_path / "plain").read_bytes() == payload
+    with pytest.raises(ship.StreamFailed, match="a password is required"):
+        refused = "cat >/dev/null; echo 'sudo: a password is required' >&2; exit 1"
+        ship.stream(["db:1"], [str(fake_ssh), "host"], refused, str(docker), False)
