@@ -114,3 +114,15 @@ def test_become_password_from_the_inventory_is_noticed_not_read(tmp_path):
     inv.write_text(yaml.safe_dump({"homeport": {"hosts": {"mini": host, "box": {"ansible_host": "10.0.0.6"}}}}))
     targets = {t.name: t for t in doctor.inventory_targets(inv)}
     assert targets["mini"].become_password_set and not targets["box"].become_password_set
+
+
+def test_homebrew_never_tells_users_to_remove_passwordless_sudo():
+    """Every later run needs sudo (become): the homebrew role's refusal and README must not suggest removing it."""
+    from pathlib import Path
+
+    role = Path(__file__).resolve().parents[2] / "roles" / "homebrew"
+    for path in (role / "tasks" / "validate.yml", role / "README.md"):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert "may remove" not in text, path
+        assert "every later homeport run uses sudo" in text, path
+        assert "ansible_become_password" in text, path
