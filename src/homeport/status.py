@@ -51,6 +51,7 @@ from rich.text import Text
 
 MIB = 1024 * 1024
 BACKUP_MAX_AGE_HOURS = 26  # a daily backup plus slack
+DRILL_MAX_AGE_DAYS = 8  # the weekly restore drill plus slack (issue 17)
 DISK_WARN_PERCENT = 85
 MEMORY_WARN_FRACTION = 0.9
 LOCAL_CONNECTIONS = {"local", "docker", "community.docker.docker", "ansible.builtin.local"}
@@ -101,6 +102,67 @@ def measure_latency(address: str, port: int, samples: int = 3, timeout: float = 
             continue
         times.append((time.monotonic() - t0) * 1000)
     return round(statistics.median(times), 1) if times else None
+
+
+def _drill_summary(raw: Any, now: dt.datetime, warnings: list[str]) -> dict | None:
+    """The last restore drill (homeport-backup verify, weekly timer): result, duration (the recovery time), age."""
+    if not isinstance(raw, dict):
+        return None
+    last_success = _parse_time(raw.get("last_success"))
+    age_days = round((now - last_success).total_seconds() / 86400, 1) if last_success else None
+    drill = {
+        "last_run": raw.get("last_run"),
+        "last_success": raw.get("last_success"),
+        "ok": bool(raw.get("ok")),
+        "duration_seconds": raw.get("duration_seconds"),
+        "snapshot_id": raw.get("snapshot_id"),
+        "error": raw.get("error"),
+        "age_days": age_days,
+    }
+    if not drill["ok"]:
+        warnings.append(f"the last restore drill failed: {raw.get('error') or 'no message'}")
+    elif age_days is not None and age_days > DRILL_MAX_AGE_DAYS:
+        warnings.append(f"the last successful restore drill is {age_days:.0f} days old")
+    return drill
+
+
+def summarise_monitoring(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The monitoring part of a status document (roles/homeport/tasks/status.yml asks the host's Prometheus):
+    availability percent per service over 1d/7d/30d, probe latency, restarts in a day, stack memory peak and
+    sustained over a day, the alerts firing now; a warning per firing alert."""
+    if not doc:
+        return None, []
+    mem = doc.get("memory") or {}
+    alerts = [
+        {
+            "name": a.get("name"),
+            "severity": a.get("severity"),
+            "service": a.get("service"),
+            "since": a.get("since"),
+            "summary": a.get("summary"),
+        }
+        for a in doc.get("alerts") or []
+    ]
+    summary = {
+        "availability": {
+            svc: {p: periods.get(p) for p in ("1d", "7d", "30d")}
+            for svc, periods in sorted((doc.get("availability") or {}).items())
+        },
+        "latency_ms": dict(sorted((doc.get("latency_ms") or {}).items())),
+        "restarts_1d": dict(sorted((doc.get("restarts_1d") or {}).items())),
+        "memory": {"peak_1d_mb": _mb(mem.get("peak_1d_bytes")), "sustained_1d_mb": _mb(mem.get("sustained_1d_bytes"))},
+        "alerts": alerts,
+        "error": doc.get("error"),
+    }
+    warnings = [f"alert {a['name']} firing: {a['summary'] or a['service'] or ''}".rstrip(": ") for a in alerts]
+    if doc.get("error"):
+        warnings.append(f"monitoring: {doc['error']}")
+    return summary, warnings
+
+
+def alerts_firing(summary: dict[str, Any]) -> int:
+    """How many alerts fire over every host of a :func:`summarise` result."""
+    return sum(len((s.get("monitoring") or {}).get("alerts") or []) for s in summary.get("hosts", {}).values())
 
 
 def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_ms: float | None = None) -> dict:
@@ -170,6 +232,8 @@ def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_
             warnings.append("no backup has succeeded yet")
         elif age is not None and age > BACKUP_MAX_AGE_HOURS:
             warnings.append(f"the last successful backup is {age:.0f} h old")
+        if raw_backup.get("drill") is not None:  # the last restore drill (issue 17)
+            backup["drill"] = _drill_summary(raw_backup.get("drill"), now, warnings)
 
     disk_doc = doc.get("disk") or {}
     disk = {

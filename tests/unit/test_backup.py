@@ -30,7 +30,7 @@ PLAYBOOK = """
         src: {role}/templates/launchd.plist.j2
         dest: "{{{{ out }}}}/{{{{ _backup_job }}}}.plist"
         mode: "0644"
-      loop: [backup, check]
+      loop: [backup, check, drill]
       loop_control:
         loop_var: _backup_job
     - ansible.builtin.template:
@@ -38,7 +38,7 @@ PLAYBOOK = """
         dest: "{{{{ out }}}}/{{{{ item }}}}"
         mode: "0644"
       loop: [homeport-backup.service, homeport-backup.timer, homeport-backup-check.service,
-             homeport-backup-check.timer, config.json]
+             homeport-backup-check.timer, homeport-backup-drill.service, homeport-backup-drill.timer, config.json]
 """
 
 
@@ -70,10 +70,14 @@ def test_launchd_plists(tmp_path: Path) -> None:
     assert Path(backup["ProgramArguments"][0]).name.startswith("python")
     assert backup["StartCalendarInterval"] == {"Hour": 2, "Minute": 15}
     assert check["StartCalendarInterval"] == {"Weekday": 3, "Hour": 5, "Minute": 0}
+    drill = plistlib.loads((out / "drill.plist").read_bytes())
+    assert drill["Label"] == "com.homeport.backup-drill"
+    assert drill["ProgramArguments"][1:] == ["/usr/local/libexec/homeport-backup", "verify"]
+    assert drill["StartCalendarInterval"] == {"Weekday": 6, "Hour": 6, "Minute": 0}
     assert backup["RunAtLoad"] is False
     assert backup["EnvironmentVariables"]["PATH"].startswith("/opt/homebrew/bin:")
     assert backup["StandardErrorPath"] == "/var/log/homeport-backup.log"
-    for name in ("backup.plist", "check.plist"):
+    for name in ("backup.plist", "check.plist", "drill.plist"):
         raw = (out / name).read_text(encoding="utf-8")
         assert SECRET not in raw and "PASSWORD" not in raw and "AWS_" not in raw
         assert "Ansible managed" in raw
@@ -85,6 +89,9 @@ def test_systemd_units_and_config_hold_no_secret(tmp_path: Path) -> None:
     assert "OnCalendar=*-*-* 03:30:00" in timer and "Persistent=true" in timer and "RandomizedDelaySec=600" in timer
     assert "OnCalendar=Sun *-*-* 05:00:00" in (out / "homeport-backup-check.timer").read_text(encoding="utf-8")
     assert "homeport-backup run" in (out / "homeport-backup.service").read_text(encoding="utf-8")
+    drill = (out / "homeport-backup-drill.timer").read_text(encoding="utf-8")
+    assert "OnCalendar=Sat *-*-* 06:00:00" in drill and "Persistent=true" in drill
+    assert "homeport-backup verify" in (out / "homeport-backup-drill.service").read_text(encoding="utf-8")
     cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert cfg["restic"] == "/usr/bin/restic" and cfg["password_file"] == "/etc/homeport/backup/restic-password"
     assert cfg["repositories"] == ["sftp:backup@nas:/srv/restic"]

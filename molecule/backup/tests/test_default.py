@@ -52,10 +52,14 @@ def test_secrets_are_root_only_files(dind):
 
 
 def test_timers_installed_and_enabled(dind):
-    for unit in ("homeport-backup.timer", "homeport-backup-check.timer"):
+    for unit in ("homeport-backup.timer", "homeport-backup-check.timer", "homeport-backup-drill.timer"):
         assert unit_enabled(dind, unit), unit
     timers = run_ok(dind, "systemctl list-timers --all --no-pager")
     assert "homeport-backup.timer" in timers and "homeport-backup-check.timer" in timers
+    assert "homeport-backup-drill.timer" in timers
+    drill = dind.file("/etc/systemd/system/homeport-backup-drill.timer").content_string
+    assert "OnCalendar=Sat *-*-* 06:00:00" in drill and "Persistent=true" in drill
+    assert "homeport-backup verify" in dind.file("/etc/systemd/system/homeport-backup-drill.service").content_string
     timer = dind.file("/etc/systemd/system/homeport-backup.timer").content_string
     assert "OnCalendar=*-*-* 03:30:00" in timer and "Persistent=true" in timer and "RandomizedDelaySec=1800" in timer
     check = dind.file("/etc/systemd/system/homeport-backup-check.timer").content_string
@@ -68,8 +72,28 @@ def test_status_file_records_success(dind):
     status = json.loads(dind.file("/var/lib/homeport/backup/status.json").content_string)
     assert status["schema"] == 1 and status["state"] == "success" and status["error"] is None
     assert status["last_success"] and status["snapshot_id"]
-    assert [r["ok"] for r in status["repositories"]] == [True, True]
+    assert [r["ok"] for r in status["repositories"]] == [True, True, True]
+    assert status["repositories"][2]["copy"] is True
     assert status["check"]["ok"] is True
+    # the last drill (after a live file and live rows changed) passed, with its duration: the recovery time
+    drill = status["drill"]
+    assert drill["ok"] is True and drill["error"] is None and drill["last_success"] == drill["last_run"]
+    assert drill["duration_seconds"] > 0 and drill["databases"][0]["ok"] and drill["databases"][0]["tables"] == 3
+
+
+def test_copy_repository_holds_the_same_snapshots(dind):
+    local = sorted(s["tree"] for s in _snapshots(dind, "/srv/backup/local-repo"))
+    copied = sorted(s["tree"] for s in _snapshots(dind, "/srv/backup/copy-repo"))
+    assert copied == local and len(copied) == 5
+
+
+def test_heartbeat_received_pings(dind):
+    hits = dind.file("/var/lib/backup-hb-hits").content_string.splitlines()
+    assert "POST /ping/mol-Heartbeat-Token-77d2" in hits  # every good run
+    assert "POST /ping/mol-Heartbeat-Token-77d2/fail" in hits  # the failing run of the failure-hook step
+    assert "mol-Heartbeat-Token-77d2" not in dind.run("journalctl --no-pager -o cat").stdout
+    hits = dind.run("grep -rlF mol-Heartbeat-Token-77d2 /etc /var/lib/homeport /usr/local /root /tmp").stdout.split()
+    assert sorted(hits) == ["/etc/homeport/backup/config.json", "/tmp/corrupt-config.json", "/tmp/fail-config.json"]
 
 
 def test_restore_is_byte_identical(dind):
@@ -161,6 +185,8 @@ def test_no_secret_in_ansible_output():
     records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ p=)", text)
     leaks = [r[:200] for r in records if PASSWORD in r and '"_meta"' not in r]
     assert leaks == []
+    token = "mol-Heartbeat-Token-77d2"  # backup_heartbeat_url carries it
+    assert [r[:200] for r in records if token in r and '"_meta"' not in r] == []
 
 
 def test_darwin_restic_from_homebrew_and_launchd(macsim):

@@ -142,6 +142,29 @@ build_pgvector() {
   docker build -q -t "$tag" -f "$here/pgvector.Dockerfile" "$here" >/dev/null
 }
 
+# issue 17: a local S3 API (moto's moto_server, from PyPI) for the backup_remote scenario's S3 repository.
+# pip in the build trusts the controller's CA bundle (a TLS-inspecting proxy on the way to PyPI); it is not kept.
+build_moto() {
+  local tag="homeport/moto:5" ctx
+  if have "$tag"; then log "$tag present"; return; fi
+  ctx="$(mktemp -d)"
+  cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/ca.crt" 2>/dev/null || : >"$ctx/ca.crt"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM homeport/debian:13
+COPY ca.crt /tmp/controller-ca.crt
+RUN echo 'Acquire::Retries "5";' >/etc/apt/apt.conf.d/80-homeport-retries \
+ && apt-get update && apt-get install -y --no-install-recommends python3-venv && apt-get clean && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/moto \
+ && if [ -s /tmp/controller-ca.crt ]; then cert="--cert /tmp/controller-ca.crt"; else cert=""; fi \
+ && /opt/moto/bin/pip install --no-cache-dir --retries 5 $cert 'moto[server]>=5,<6' && rm -f /tmp/controller-ca.crt
+EXPOSE 5000
+CMD ["/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", "5000"]
+DOCKERFILE
+  log "building $tag"
+  docker build -q -t "$tag" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
 if ! docker info >/dev/null 2>&1; then
   echo "Docker is not reachable (docker info failed). Start the engine (see README: Testing) and retry." >&2
   exit 1
@@ -162,6 +185,7 @@ case "$what" in
   demo) build_pgvector & d3=$!; build_testapi & d4=$!; wait $d3; wait $d4 ;;
   *) build_dind 12 & d1=$!; build_dind 13 & d2=$!; build_pgvector & d3=$!
      wait $d1; wait $d2; wait $d3
-     build_testapi ;;
+     build_testapi
+     build_moto ;;
 esac
 log "done"
