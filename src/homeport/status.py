@@ -55,6 +55,9 @@ DRILL_MAX_AGE_DAYS = 8  # the weekly restore drill plus slack (issue 17)
 DISK_WARN_PERCENT = 85
 MEMORY_WARN_FRACTION = 0.9
 LOCAL_CONNECTIONS = {"local", "docker", "community.docker.docker", "ansible.builtin.local"}
+# `homeport status` exits with this code when the host's Prometheus has an alert firing (issue 16), so cron/launchd
+# on the laptop can act on it; a failed run keeps its own code (1, 3, 4, ...)
+EXIT_ALERTS = 5
 
 
 def _mb(value: Any) -> float | None:
@@ -124,6 +127,45 @@ def _drill_summary(raw: Any, now: dt.datetime, warnings: list[str]) -> dict | No
     elif age_days is not None and age_days > DRILL_MAX_AGE_DAYS:
         warnings.append(f"the last successful restore drill is {age_days:.0f} days old")
     return drill
+
+
+def summarise_monitoring(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The monitoring part of a status document (roles/homeport/tasks/status.yml asks the host's Prometheus):
+    availability percent per service over 1d/7d/30d, probe latency, restarts in a day, stack memory peak and
+    sustained over a day, the alerts firing now; a warning per firing alert."""
+    if not doc:
+        return None, []
+    mem = doc.get("memory") or {}
+    alerts = [
+        {
+            "name": a.get("name"),
+            "severity": a.get("severity"),
+            "service": a.get("service"),
+            "since": a.get("since"),
+            "summary": a.get("summary"),
+        }
+        for a in doc.get("alerts") or []
+    ]
+    summary = {
+        "availability": {
+            svc: {p: periods.get(p) for p in ("1d", "7d", "30d")}
+            for svc, periods in sorted((doc.get("availability") or {}).items())
+        },
+        "latency_ms": dict(sorted((doc.get("latency_ms") or {}).items())),
+        "restarts_1d": dict(sorted((doc.get("restarts_1d") or {}).items())),
+        "memory": {"peak_1d_mb": _mb(mem.get("peak_1d_bytes")), "sustained_1d_mb": _mb(mem.get("sustained_1d_bytes"))},
+        "alerts": alerts,
+        "error": doc.get("error"),
+    }
+    warnings = [f"alert {a['name']} firing: {a['summary'] or a['service'] or ''}".rstrip(": ") for a in alerts]
+    if doc.get("error"):
+        warnings.append(f"monitoring: {doc['error']}")
+    return summary, warnings
+
+
+def alerts_firing(summary: dict[str, Any]) -> int:
+    """How many alerts fire over every host of a :func:`summarise` result."""
+    return sum(len((s.get("monitoring") or {}).get("alerts") or []) for s in summary.get("hosts", {}).values())
 
 
 def summarise_monitoring(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
@@ -255,6 +297,9 @@ def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_
     if ts and ts.get("backend_state") != "Running":
         warnings.append(f"tailscale is {ts.get('backend_state') or 'not running'}")
 
+    monitoring, monitoring_warnings = summarise_monitoring(doc.get("monitoring"))
+    warnings.extend(monitoring_warnings)
+
     return {
         "os": doc.get("os"),
         "arch": doc.get("arch"),
@@ -272,6 +317,7 @@ def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_
         "backup": backup,
         "disk": disk,
         "tailnet": tailnet,
+        "monitoring": monitoring,
         "warnings": [w for w in warnings if w],
         "errors": list(doc.get("errors") or []),
     }
@@ -366,12 +412,47 @@ def _host_panel(host: str, s: dict[str, Any]) -> Panel:
         body.append(Text("containers: Docker is not reachable on this host", style="yellow"))
     else:
         body.append(Text("containers: none"))
+    body += _monitoring_lines(s.get("monitoring"))
     for w in s["warnings"]:
         body.append(Text(f"! {w}", style="yellow"))
     for e in s["errors"]:
         body.append(Text(f"! {e}", style="red"))
     style = "red" if s["errors"] else ("yellow" if s["warnings"] else "green")
     return Panel(Group(*body), title=Text(host, style="bold"), title_align="left", border_style=style)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _monitoring_lines(mon: dict[str, Any] | None) -> list:
+    """Availability per service over 1/7/30 days, probe latency and restarts, stack memory peak/sustained."""
+    if not mon:
+        return []
+    lines: list = []
+    if mon["availability"]:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col, justify in (("service", "left"), ("1 day", "right"), ("7 days", "right"), ("30 days", "right"),
+                             ("probe", "right"), ("restarts 1d", "right")):  # fmt: skip
+            table.add_column(col, justify=justify)
+        for svc, periods in mon["availability"].items():
+            latency = mon["latency_ms"].get(svc)
+            table.add_row(
+                svc,
+                *(Text(_pct(periods[p]), style="green" if (periods[p] or 0) >= 99.9 else "red") for p in periods),
+                "-" if latency is None else f"{latency:.0f} ms",
+                str(mon["restarts_1d"].get(svc, 0)),
+            )
+        lines += [Text(""), table]
+    mem = mon["memory"]
+    if mem.get("peak_1d_mb") is not None:
+        lines.append(
+            Text.assemble(
+                ("stack    ", "bold"),
+                f"memory over a day: peak {_fmt_mb(mem['peak_1d_mb'])}, sustained {_fmt_mb(mem['sustained_1d_mb'])}",
+            )
+        )
+    return lines
 
 
 def render(console: Console, summary: dict[str, Any]) -> None:
