@@ -168,45 +168,6 @@ def alerts_firing(summary: dict[str, Any]) -> int:
     return sum(len((s.get("monitoring") or {}).get("alerts") or []) for s in summary.get("hosts", {}).values())
 
 
-def summarise_monitoring(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
-    """The monitoring part of a status document (roles/homeport/tasks/status.yml asks the host's Prometheus):
-    availability percent per service over 1d/7d/30d, probe latency, restarts in a day, stack memory peak and
-    sustained over a day, the alerts firing now; a warning per firing alert."""
-    if not doc:
-        return None, []
-    mem = doc.get("memory") or {}
-    alerts = [
-        {
-            "name": a.get("name"),
-            "severity": a.get("severity"),
-            "service": a.get("service"),
-            "since": a.get("since"),
-            "summary": a.get("summary"),
-        }
-        for a in doc.get("alerts") or []
-    ]
-    summary = {
-        "availability": {
-            svc: {p: periods.get(p) for p in ("1d", "7d", "30d")}
-            for svc, periods in sorted((doc.get("availability") or {}).items())
-        },
-        "latency_ms": dict(sorted((doc.get("latency_ms") or {}).items())),
-        "restarts_1d": dict(sorted((doc.get("restarts_1d") or {}).items())),
-        "memory": {"peak_1d_mb": _mb(mem.get("peak_1d_bytes")), "sustained_1d_mb": _mb(mem.get("sustained_1d_bytes"))},
-        "alerts": alerts,
-        "error": doc.get("error"),
-    }
-    warnings = [f"alert {a['name']} firing: {a['summary'] or a['service'] or ''}".rstrip(": ") for a in alerts]
-    if doc.get("error"):
-        warnings.append(f"monitoring: {doc['error']}")
-    return summary, warnings
-
-
-def alerts_firing(summary: dict[str, Any]) -> int:
-    """How many alerts fire over every host of a :func:`summarise` result."""
-    return sum(len((s.get("monitoring") or {}).get("alerts") or []) for s in summary.get("hosts", {}).values())
-
-
 def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_ms: float | None = None) -> dict:
     """The status of one host, with warnings, from its status document."""
     now = now or dt.datetime.now(dt.UTC)
