@@ -6,8 +6,13 @@ time (printed) and resolves after the restart, and a stale backup status fires B
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import yaml
 from homeport_testinfra import run_ok
 
 PROM = "http://127.0.0.1:9090"
@@ -64,6 +69,52 @@ def notified(host, since: float, alertname: str, status: str, **labels):
 
 def target_time(host) -> float:
     return float(run_ok(host, "date +%s.%N").strip())
+
+
+def homeport_status(host, workdir: Path) -> tuple[int, dict]:
+    """`homeport status --json` from the controller against this target (docker connection), as a user runs it."""
+    name = host.backend.host
+    inventory = workdir / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "homeport": {
+                    "hosts": {
+                        name: {
+                            "ansible_connection": "community.docker.docker",
+                            "ansible_host": name,
+                            "homeport_admin_user": "root",
+                            "homeport_roles": ["monitoring"],
+                            "homeport_memory_budget": "4g",
+                        }
+                    }
+                }
+            }
+        )
+    )
+    cli = Path(sys.executable).with_name("homeport")
+    env = {**os.environ, "HOMEPORT_HOME": str(workdir / ".homeport")}
+    proc = subprocess.run(
+        [str(cli), "status", "-i", str(inventory), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    assert doc, f"homeport status printed no JSON (rc={proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
+    return proc.returncode, doc["summary"][name]
+
+
+def firing(host) -> list[str]:
+    doc = json.loads(run_ok(host, f"curl -fsS {PROM}/api/v1/alerts"))
+    return [
+        a["labels"]["alertname"]
+        for a in doc["data"]["alerts"]
+        if a["state"] == "firing" and a["labels"]["alertname"] != "Watchdog"
+    ]
 
 
 def test_daemons_run_with_their_memory_limits(host):
@@ -128,8 +179,12 @@ def test_container_metrics_reach_prometheus(host):
     }
     assert limits == {"db": 512 * 1024**2, "api": 256 * 1024**2}
     assert float(query(host, 'homeport_container_cpu_seconds_total{service="db"}')[0]["value"][1]) > 0
-    health = query(host, 'homeport_container_health_status{status="healthy"} == 1')
-    assert {r["metric"]["service"] for r in health} == {"db", "api"}
+
+    def healthy():
+        rows = query(host, 'homeport_container_health_status{status="healthy"} == 1')
+        return {r["metric"]["service"] for r in rows} == {"db", "api"}
+
+    wait_for("both containers healthy in the metrics", healthy, 60)
     assert query(host, "homeport_memory_budget_bytes")[0]["value"][1] == str(4 * 1024**3)
 
 
@@ -176,7 +231,7 @@ def test_stopped_service_alerts_the_webhook_and_clears_after_restart(host):
     print(f"[monitoring] api started -> resolved at the webhook after {row['received_at'] - t1:.1f} s")
 
 
-def test_stale_backup_fires_backup_stale(host):
+def test_stale_backup_fires_backup_stale(host, tmp_path):
     now = target_time(host)
     old = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 30 * 3600))
     status = {"schema": 1, "state": "success", "last_success": old, "last_failure": None, "error": None}
@@ -186,10 +241,23 @@ def test_stale_backup_fires_backup_stale(host):
             "BackupStale at the webhook", lambda: notified(host, now, "BackupStale", "firing"), ALERT_BOUND_S
         )
         print(f"\n[monitoring] backup 30 h old -> BackupStale at the webhook after {row['received_at'] - now:.1f} s")
+        # homeport status: availability from this Prometheus, the firing alert, exit code 5
+        code, summary = homeport_status(host, tmp_path)
+        mon = summary["monitoring"]
+        assert code == 5, summary
+        assert "BackupStale" in [a["name"] for a in mon["alerts"]]
+        assert set(mon["availability"]) == {"api", "db", "ssh"}, mon
+        assert all(0 < p["1d"] <= 100 for p in mon["availability"].values()), mon
+        assert mon["latency_ms"]["db"] > 0 and mon["memory"]["peak_1d_mb"] > 0, mon
+        assert mon["error"] is None
+        print(f"[monitoring] homeport status: exit {code}, availability 1d {mon['availability']}")
         # a fresh backup clears it
         fresh = {**status, "last_success": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(target_time(host)))}
         t1 = target_time(host)
         run_ok(host, f"echo '{json.dumps(fresh)}' > {STATUS}")
         wait_for("BackupStale resolved", lambda: notified(host, t1, "BackupStale", "resolved"), ALERT_BOUND_S)
+        others = firing(host)
+        code, summary = homeport_status(host, tmp_path)
+        assert code == (5 if others else 0), (others, summary["monitoring"]["alerts"])
     finally:
         run_ok(host, f"rm -f {STATUS}")
