@@ -551,9 +551,7 @@ def audit(
     try:
         for name in [*(only or []), *(skip or [])]:
             if name not in audit_checks.ALL_CHECKS:
-                raise audit_checks.AuditError(
-                    f"--only/--skip {name}: choose from {', '.join(audit_checks.ALL_CHECKS)}"
-                )
+                raise audit_checks.AuditError(f"--only/--skip {name}: choose from {', '.join(audit_checks.ALL_CHECKS)}")
         summary = audit_checks.run_audit(audit_checks.targets_from_inventory(inv, limit, lan_address), opts)
     except audit_checks.AuditError as exc:
         raise fail(str(exc)) from None
