@@ -53,11 +53,18 @@ def test_launchdaemon_plist_apple_silicon(tmp_path):
     assert raw.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist')
     assert "Ansible managed" in raw.split("<plist", 1)[0]
     assert plist["Label"] == "com.homeport.colima"
-    assert plist["ProgramArguments"] == ["/opt/homebrew/bin/colima", "start", "default", "--foreground"]
+    # the LaunchDaemon runs the recovering wrapper (files/colima-launchd), not a bare colima start
+    assert plist["ProgramArguments"] == [
+        "/bin/sh",
+        "/usr/local/libexec/homeport/colima-launchd",
+        "default",
+        "/opt/homebrew/bin/colima",
+    ]
     assert plist["UserName"] == "admin"
     assert plist["GroupName"] == "staff"
     assert plist["RunAtLoad"] is True
-    assert plist["KeepAlive"] is True
+    # restarted when the wrapper fails, not after it gave up loudly (exit 0) or the VM was stopped on purpose
+    assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["WorkingDirectory"] == "/Users/admin"
     env = plist["EnvironmentVariables"]
     assert env["HOME"] == "/Users/admin"
@@ -78,7 +85,7 @@ def test_launchdaemon_plist_intel_profile_and_escaping(tmp_path):
         colima_log_dir="/var/log/R&D <colima>",
     )
     assert plist["Label"] == "org.example.colima-work"
-    assert plist["ProgramArguments"] == ["/usr/local/bin/colima", "start", "work", "--foreground"]
+    assert plist["ProgramArguments"][2:] == ["work", "/usr/local/bin/colima"]
     assert plist["EnvironmentVariables"]["PATH"].startswith("/usr/local/bin:")
     assert plist["StandardErrorPath"] == "/var/log/R&D <colima>/colima.err.log"
 

@@ -15,6 +15,7 @@ from homeport_testinfra import run_ok, sim_calls, sim_state
 ADMIN_HOME = "/home/admin"
 PREFIX = "/opt/homebrew"
 PLIST = "/Library/LaunchDaemons/com.homeport.colima.plist"
+WRAPPER = "/usr/local/libexec/homeport/colima-launchd"
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 PROJECT = SCENARIO_DIR.parents[1]
 
@@ -89,9 +90,9 @@ def test_launchdaemon_plist(host):
     assert f.user == "root" and f.mode == 0o644
     data = plistlib.loads(f.content)
     assert data["Label"] == "com.homeport.colima"
-    assert data["ProgramArguments"] == [f"{PREFIX}/bin/colima", "start", "default", "--foreground"]
+    assert data["ProgramArguments"] == ["/bin/sh", WRAPPER, "default", f"{PREFIX}/bin/colima"]
     assert data["UserName"] == "admin"
-    assert data["RunAtLoad"] is True and data["KeepAlive"] is True
+    assert data["RunAtLoad"] is True and data["KeepAlive"] == {"SuccessfulExit": False}
     env = data["EnvironmentVariables"]
     assert env["HOME"] == ADMIN_HOME and env["PATH"].startswith(f"{PREFIX}/bin:") and env["COLIMA_SAVE_CONFIG"] == "0"
     assert data["StandardErrorPath"] == f"{ADMIN_HOME}/Library/Logs/homeport/colima.err.log"
@@ -107,11 +108,12 @@ def test_launchdaemon_loaded_and_vm_running(host):
     execs = [c for c in sim_calls(host) if c and c[0] == "launchd-exec"]
     assert execs and execs[-1][1:] == [
         "system/com.homeport.colima",
-        f"{PREFIX}/bin/colima",
-        "start",
+        "/bin/sh",
+        WRAPPER,
         "default",
-        "--foreground",
+        f"{PREFIX}/bin/colima",
     ]
+    assert host.file(WRAPPER).user == "root" and host.file(WRAPPER).mode == 0o755
     starts = [c for c in sim_calls(host, "colima") if c[1] == "start"]
     assert starts and all("--foreground" in c for c in starts)
 
