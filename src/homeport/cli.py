@@ -352,13 +352,19 @@ def status(
     limit: LimitOpt = None,
     verbose: VerboseOpt = 0,
     as_json: JsonOpt = False,
+    service_size: Annotated[
+        str, typer.Option("--service-size", help="Headroom: how many more services of this memory limit fit.")
+    ] = "2g",
 ) -> None:
     """Show each host's status: memory against the budget, containers, last backup, disk, uptime, tailnet."""
+    service_mb = status_report.parse_service_size(service_size)
+    if service_mb is None:
+        raise fail(f"--service-size {service_size!r}: not a memory size above zero (use e.g. 2g or 512m)")
     opts = RunOptions(
         playbook="status.yml", inventory=resolve_inventory(inventory, sandbox), limit=limit, verbosity=verbose
     )
     record = run_playbook(opts, events.EventHandler(console, json_mode=as_json, verbosity=verbose))
-    summary = status_report.summarise(record.stats.get("homeport_status") or {})
+    summary = status_report.summarise(record.stats.get("homeport_status") or {}, service_mb=service_mb)
     firing = status_report.alerts_firing(summary)
     if as_json:
         print(json.dumps({**record.as_dict(), "summary": summary["hosts"]}, indent=2, sort_keys=True, default=str))

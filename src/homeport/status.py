@@ -55,9 +55,47 @@ DRILL_MAX_AGE_DAYS = 8  # the weekly restore drill plus slack (issue 17)
 DISK_WARN_PERCENT = 85
 MEMORY_WARN_FRACTION = 0.9
 LOCAL_CONNECTIONS = {"local", "docker", "community.docker.docker", "ansible.builtin.local"}
+DEFAULT_SERVICE_MB = 2048  # the plan's agent size (2 GB in the allocation table)
 # `homeport status` exits with this code when the host's Prometheus has an alert firing (issue 16), so cron/launchd
 # on the laptop can act on it; a failed run keeps its own code (1, 3, 4, ...)
 EXIT_ALERTS = 5
+
+
+def headroom(budget_mb: float | None, limits_mb: float, vm_mb: float | None, service_mb: float) -> dict | None:
+    """Memory left for more services after the stack's limits, and how many more of ``service_mb`` fit.
+
+    The ceiling is the budget, or the runtime's memory (Colima VM, Debian host) when that is smaller; the stack's
+    limits are what the deploy guard adds up, so a service fits only when its limit fits in what is left."""
+    if not budget_mb or service_mb <= 0:
+        return None
+    ceiling = min(budget_mb, vm_mb) if vm_mb else budget_mb
+    left = max(round(ceiling - limits_mb, 1), 0.0)
+    return {"ceiling_mb": ceiling, "left_mb": left, "service_mb": service_mb, "fits": int(left // service_mb)}
+
+
+def parse_service_size(text: str) -> float | None:
+    """``--service-size`` (2g, 512m, 1.5GiB) in MiB with the collection's own size parser; None when invalid."""
+    import importlib.util  # noqa: PLC0415 - only the status verb needs the collection's filter here
+
+    from homeport import paths  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("homeport_sizes", paths.content_root() / "plugins/filter/sizes.py")
+    sizes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sizes)
+    try:
+        mib = sizes.to_bytes(text, "--service-size") / MIB
+    except Exception:  # AnsibleFilterError: not a size
+        return None
+    return mib if mib > 0 else None
+
+
+def headroom_text(room: dict) -> str:
+    size = room["service_mb"]
+    size_txt = f"{size / 1024:g} GiB" if size >= 1024 else f"{size:g} MiB"
+    n = room["fits"]
+    more = "no room for another" if n == 0 else f"room for {n} more"
+    plural = "s" if n > 1 else ""
+    return f"{room['left_mb']:.0f} MiB left of {room['ceiling_mb']:.0f} MiB: {more} {size_txt} service{plural}"
 
 
 def _mb(value: Any) -> float | None:
@@ -168,7 +206,12 @@ def alerts_firing(summary: dict[str, Any]) -> int:
     return sum(len((s.get("monitoring") or {}).get("alerts") or []) for s in summary.get("hosts", {}).values())
 
 
-def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_ms: float | None = None) -> dict:
+def summarise_host(
+    doc: dict[str, Any],
+    now: dt.datetime | None = None,
+    latency_ms: float | None = None,
+    service_mb: float = DEFAULT_SERVICE_MB,
+) -> dict:
     """The status of one host, with warnings, from its status document."""
     now = now or dt.datetime.now(dt.UTC)
     warnings: list[str] = []
@@ -273,6 +316,7 @@ def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_
             "limits_mb": limits_mb,
             "usage_mb": usage_mb,
             "unlimited": unlimited,
+            "headroom": headroom(budget_mb, limits_mb, vm_mb, service_mb),
         },
         "containers": containers,
         "backup": backup,
@@ -284,14 +328,19 @@ def summarise_host(doc: dict[str, Any], now: dt.datetime | None = None, latency_
     }
 
 
-def summarise(status_doc: dict[str, dict], now: dt.datetime | None = None, measure: bool = True) -> dict[str, Any]:
+def summarise(
+    status_doc: dict[str, dict],
+    now: dt.datetime | None = None,
+    measure: bool = True,
+    service_mb: float = DEFAULT_SERVICE_MB,
+) -> dict[str, Any]:
     """Every host's summary; with ``measure``, the latency from here to each host's SSH port."""
     hosts = {}
     for host, doc in sorted(status_doc.items()):
         latency = None
         if measure and doc.get("address") and doc.get("connection", "ssh") not in LOCAL_CONNECTIONS:
             latency = measure_latency(str(doc["address"]), int(doc.get("port") or 22))
-        hosts[host] = summarise_host(doc, now=now, latency_ms=latency)
+        hosts[host] = summarise_host(doc, now=now, latency_ms=latency, service_mb=service_mb)
     return {"hosts": hosts}
 
 
@@ -316,6 +365,8 @@ def _host_panel(host: str, s: dict[str, Any]) -> Panel:
             f"in use {_fmt_mb(mem['usage_mb'])}",
         ),
     ]
+    if mem.get("headroom"):
+        lines.append(Text.assemble(("headroom ", "bold"), headroom_text(mem["headroom"])))
     disk = s["disk"]
     lines.append(
         Text.assemble(
