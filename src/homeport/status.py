@@ -206,6 +206,37 @@ def alerts_firing(summary: dict[str, Any]) -> int:
     return sum(len((s.get("monitoring") or {}).get("alerts") or []) for s in summary.get("hosts", {}).values())
 
 
+def summarise_swarm(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The swarm part of a status document (roles/swarm; gathered on a manager): nodes with state, availability,
+    manager reachability and engine version, services with replicas running/desired, and warnings."""
+    if not doc:
+        return None, []
+    warnings = []
+    nodes = [
+        {
+            "hostname": n.get("hostname"),
+            "state": n.get("state"),
+            "availability": n.get("availability"),
+            "manager_status": n.get("manager_status") or "",
+            "engine": n.get("engine"),
+        }
+        for n in doc.get("nodes") or []
+    ]
+    for n in nodes:
+        if str(n["state"]).lower() != "ready":
+            warnings.append(f"swarm node {n['hostname']} is {n['state']}")
+        if n["manager_status"].lower() == "unreachable":
+            warnings.append(f"swarm manager {n['hostname']} is unreachable")
+    services = [
+        {"name": sv.get("name"), "image": sv.get("image"), "running": sv.get("running"), "desired": sv.get("desired")}
+        for sv in doc.get("services") or []
+    ]
+    for sv in services:
+        if sv["running"] is not None and sv["desired"] is not None and sv["running"] < sv["desired"]:
+            warnings.append(f"swarm service {sv['name']} runs {sv['running']} of {sv['desired']} replicas")
+    return {"manager": bool(doc.get("manager")), "nodes": nodes, "services": services}, warnings
+
+
 def summarise_host(
     doc: dict[str, Any],
     now: dt.datetime | None = None,
@@ -300,6 +331,8 @@ def summarise_host(
     }
     if ts and ts.get("backend_state") != "Running":
         warnings.append(f"tailscale is {ts.get('backend_state') or 'not running'}")
+    swarm, swarm_warnings = summarise_swarm(doc.get("swarm"))
+    warnings.extend(swarm_warnings)
 
     monitoring, monitoring_warnings = summarise_monitoring(doc.get("monitoring"))
     warnings.extend(monitoring_warnings)
@@ -322,6 +355,7 @@ def summarise_host(
         "backup": backup,
         "disk": disk,
         "tailnet": tailnet,
+        "swarm": swarm,
         "monitoring": monitoring,
         "warnings": [w for w in warnings if w],
         "errors": list(doc.get("errors") or []),
@@ -425,12 +459,75 @@ def _host_panel(host: str, s: dict[str, Any]) -> Panel:
     else:
         body.append(Text("containers: none"))
     body += _monitoring_lines(s.get("monitoring"))
+    body += _swarm_lines(s.get("swarm"))
     for w in s["warnings"]:
         body.append(Text(f"! {w}", style="yellow"))
     for e in s["errors"]:
         body.append(Text(f"! {e}", style="red"))
     style = "red" if s["errors"] else ("yellow" if s["warnings"] else "green")
     return Panel(Group(*body), title=Text(host, style="bold"), title_align="left", border_style=style)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _monitoring_lines(mon: dict[str, Any] | None) -> list:
+    """Availability per service over 1/7/30 days, probe latency and restarts, stack memory peak/sustained."""
+    if not mon:
+        return []
+    lines: list = []
+    if mon["availability"]:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col, justify in (("service", "left"), ("1 day", "right"), ("7 days", "right"), ("30 days", "right"),
+                             ("probe", "right"), ("restarts 1d", "right")):  # fmt: skip
+            table.add_column(col, justify=justify)
+        for svc, periods in mon["availability"].items():
+            latency = mon["latency_ms"].get(svc)
+            table.add_row(
+                svc,
+                *(Text(_pct(periods[p]), style="green" if (periods[p] or 0) >= 99.9 else "red") for p in periods),
+                "-" if latency is None else f"{latency:.0f} ms",
+                str(mon["restarts_1d"].get(svc, 0)),
+            )
+        lines += [Text(""), table]
+    mem = mon["memory"]
+    if mem.get("peak_1d_mb") is not None:
+        lines.append(
+            Text.assemble(
+                ("stack    ", "bold"),
+                f"memory over a day: peak {_fmt_mb(mem['peak_1d_mb'])}, sustained {_fmt_mb(mem['sustained_1d_mb'])}",
+            )
+        )
+    return lines
+
+
+def _swarm_lines(sw: dict[str, Any] | None) -> list:
+    """The swarm's nodes and services (shown for the manager the status was gathered on)."""
+    if not sw or not sw["manager"]:
+        return []
+    nodes = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("swarm node", "state", "availability", "manager", "engine"):
+        nodes.add_column(col)
+    for n in sw["nodes"]:
+        nodes.add_row(
+            n["hostname"] or "?",
+            Text(n["state"] or "?", style="green" if str(n["state"]).lower() == "ready" else "red"),
+            Text(n["availability"] or "?", style="green" if n["availability"] == "active" else "yellow"),
+            Text(n["manager_status"] or "-", style="red" if n["manager_status"].lower() == "unreachable" else ""),
+            n["engine"] or "?",
+        )
+    services = Table(box=None, pad_edge=False, show_edge=False)
+    for col, justify in (("swarm service", "left"), ("replicas", "right"), ("image", "left")):
+        services.add_column(col, justify=justify)
+    for sv in sw["services"]:
+        full = sv["running"] is not None and sv["running"] == sv["desired"]
+        services.add_row(
+            sv["name"] or "?",
+            Text(f"{sv['running']}/{sv['desired']}", style="green" if full else "red"),
+            sv["image"] or "?",
+        )
+    return [Text(""), nodes, Text(""), services]
 
 
 def _pct(value: float | None) -> str:
