@@ -171,9 +171,11 @@ def swarm_stack(services, project, opts, secret_names=None):
         if _named_volumes(spec):
             # two tasks must never share a data directory (PostgreSQL would corrupt it)
             order = opts.get("stateful_order", "stop-first")
-        resources = {"limits": {"memory": _size(spec["memory"], f"{where}.memory")}}
+        # the stack file's schema wants sizes as strings (a plain number string is bytes)
+        resources = {"limits": {"memory": str(_size(spec["memory"], f"{where}.memory"))}}
         if spec.get("memory_reservation"):
-            resources["reservations"] = {"memory": _size(spec["memory_reservation"], f"{where}.memory_reservation")}
+            reservation = _size(spec["memory_reservation"], f"{where}.memory_reservation")
+            resources["reservations"] = {"memory": str(reservation)}
         deploy = {
             "mode": "replicated",
             "replicas": int((opts.get("replicas") or {}).get(name, 1)),
@@ -496,7 +498,13 @@ def swarm_service_report(inspected, tasks, before=None):
             t for t in mine if any(str(t.get("ID", "")).startswith(i) or i.startswith(str(t.get("ID"))) for i in ids)
         ]
         if not failed:
-            failed = [t for t in mine if t.get("Error")][:3]
+            # once the rollback completed, Swarm's message no longer names the task: take the newest failed task of
+            # each slot (docker service ps lists a slot's tasks newest first)
+            seen = set()
+            for t in mine:
+                if t.get("Error") and t.get("Name") not in seen:
+                    seen.add(t.get("Name"))
+                    failed.append(t)
         described = [
             f"task {t.get('Name')} ({str(t.get('ID'))[:12]}) on {t.get('Node') or '?'}: "
             f"{t.get('Error') or t.get('CurrentState') or 'no error recorded'}"

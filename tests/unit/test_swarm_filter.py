@@ -76,8 +76,9 @@ def test_stack_deploy_section_from_the_memory_fields_labels_and_update_policy():
     stack = sw.swarm_stack(SERVICES, "teststack", OPTS, NAMES)
     db = stack["services"]["db"]["deploy"]
     api = stack["services"]["api"]["deploy"]
-    assert db["resources"] == {"limits": {"memory": 512 * MiB}}
-    assert api["resources"] == {"limits": {"memory": 256 * MiB}}
+    # docker stack deploy: "services.api.deploy.resources.limits.memory must be a string"
+    assert db["resources"] == {"limits": {"memory": str(512 * MiB)}}
+    assert api["resources"] == {"limits": {"memory": str(256 * MiB)}}
     assert db["placement"] == {"constraints": ["node.labels.role == db"]}
     assert api["placement"] == {"constraints": ["node.labels.role == api"]}
     assert api["replicas"] == 2 and db["replicas"] == 1
@@ -102,8 +103,8 @@ def test_stack_reservation_from_memory_reservation():
     services = {"pg": {"image": "pg:17", "memory": "2g", "memory_reservation": "512m"}}
     stack = sw.swarm_stack(services, "p", OPTS | {"placement": {}, "replicas": {}, "env_from_secrets": {}}, {})
     assert stack["services"]["pg"]["deploy"]["resources"] == {
-        "limits": {"memory": 2048 * MiB},
-        "reservations": {"memory": 512 * MiB},
+        "limits": {"memory": str(2048 * MiB)},
+        "reservations": {"memory": str(512 * MiB)},
     }
     assert "placement" not in stack["services"]["pg"]["deploy"]
 
@@ -443,3 +444,25 @@ def test_nodes_from_host_vars_and_facts():
         {"name": "n1", "labels": {"role": "db"}, "availability": "active", "budget": "8g", "ram_bytes": 16 * MiB},
         {"name": "n2", "labels": {}, "availability": "drain", "budget": "14g", "ram_bytes": None},
     ]
+
+
+def test_service_report_after_the_rollback_completed_takes_the_newest_failed_task():
+    # what Docker 26 shows once the rollback finished (molecule scenario swarm): the message names no task
+    inspected = [_inspect("t_api", "rollback_completed", message="rollback completed")]
+    tasks = [
+        {"ID": "aw3useleq", "Name": "t_api.1", "Node": "n3", "CurrentState": "Shutdown", "Error": ""},
+        {
+            "ID": "rc2tlblf6v5y",
+            "Name": "t_api.1",
+            "Node": "n3",
+            "CurrentState": "Failed",
+            "Error": "task: non-zero exit (137): dockerexec: unhealthy container",
+        },
+        {"ID": "rzose240abme", "Name": "t_api.1", "Node": "n2", "CurrentState": "Running", "Error": ""},
+        {"ID": "nz135ygt4s3j", "Name": "t_api.1", "Node": "n2", "CurrentState": "Failed", "Error": "older failure"},
+    ]
+    (report,) = sw.swarm_service_report(inspected, tasks)
+    assert report["text"] == (
+        "service t_api: Swarm rollback completed: rollback completed; task t_api.1 (rc2tlblf6v5y) on n3: "
+        "task: non-zero exit (137): dockerexec: unhealthy container"
+    )
