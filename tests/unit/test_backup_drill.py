@@ -412,6 +412,14 @@ elif cmd == "exec":
     name = args[1]
     if not running(name):
         sys.exit(f"Error response from daemon: container {name} is not running")
+    if args[2:4] == ["sh", "-c"] and "neo4j-admin database backup" in args[4]:
+        # "Performs an online backup from a running Neo4j enterprise server" (neo4j-admin's command list):
+        # Community's neo4j-admin has no such command
+        if (state / f"{name}.edition").read_text() != "enterprise":
+            sys.stderr.write("Unmatched argument at index 1: 'backup'\n")
+            sys.exit(2)
+        sys.stdout.buffer.write(b"NEO4J-DOUBLE-BACKUP " + args[6].encode() + b"\n" + (state / "store").read_bytes())
+        sys.exit(0)
     if args[2:5] == ["neo4j-admin", "database", "dump"]:
         sys.stderr.write(IN_USE)  # the running server holds the store: Community and Enterprise alike
         sys.exit(1)
@@ -425,9 +433,11 @@ elif cmd == "run":
             sys.exit(1)
         dump(rest[2])
     elif rest[:2] == ["database", "load"]:
-        host_dir = next(a.split(":")[0] for a in args if a.endswith(":/dumps:ro"))
-        data = (Path(host_dir) / f"{rest[2]}.dump").read_bytes()
-        sys.exit(0 if data.startswith(b"NEO4J-DOUBLE-DUMP") else "load failed: not a Neo4j dump")
+        # Neo4j 5.20+ loads a dump or a full backup artifact ("Restore a database backup")
+        host_dir = Path(next(a.split(":")[0] for a in args if a.endswith(":/dumps:ro")))
+        found = [f for f in (host_dir / f"{rest[2]}.dump", host_dir / f"{rest[2]}.backup") if f.exists()]
+        ok = bool(found) and found[0].read_bytes().startswith((b"NEO4J-DOUBLE-DUMP", b"NEO4J-DOUBLE-BACKUP"))
+        sys.exit(0 if ok else "load failed: not a Neo4j dump or backup artifact")
     else:
         sys.exit(f"double: unsupported run {rest}")
 else:
@@ -441,10 +451,8 @@ def neo4j_job(tmp: Path, monkeypatch, **entry_over):
     double = tmp / "neo4j-docker-double"
     double.write_text(NEO4J_DOUBLE_TEXT, encoding="utf-8")
     double.chmod(0o755)
-    global NEO4J_DOUBLE  # noqa: PLW0603 - the tests run the same double the job does
-    NEO4J_DOUBLE = double
     monkeypatch.setenv("NEO4J_DOUBLE_STATE", str(state))
-    subprocess.run([str(NEO4J_DOUBLE), "double-setup", "neo4j", "community"], check=True)
+    subprocess.run([str(double), "double-setup", "neo4j", entry_over.get("edition", "community")], check=True)
     entry = {"name": "graph", "type": "neo4j", "container": "neo4j", "database": "neo4j", "edition": "community",
              "method": "stop", "health_timeout": 20, **entry_over}  # fmt: skip
     cfg = make_cfg(tmp, docker=str(double), dumps=[entry])
@@ -496,3 +504,28 @@ def test_neo4j_not_healthy_again_fails_the_job(tmp_path, monkeypatch) -> None:
     j.init()
     status = j.run(None, [])
     assert status["state"] == "failure" and "not healthy" in status["error"], status
+
+
+def test_neo4j_enterprise_online_takes_a_backup_artifact_without_stopping(tmp_path, monkeypatch) -> None:
+    _mod, j, state = neo4j_job(tmp_path, monkeypatch, edition="enterprise", method="online")
+    j.init()
+    status = j.run(None, [])
+    assert status["state"] == "success", status
+    assert status["dumps"][0]["method"] == "online" and status["dumps"][0]["stop_seconds"] == 0
+    calls = (state / "calls.log").read_text(encoding="utf-8").splitlines()
+    assert not [c for c in calls if c.split()[0] in ("stop", "start")], calls
+    restored = tmp_path / "restore"
+    j.restore(0, "latest", str(restored), force=False)
+    assert next(restored.rglob("neo4j.backup")).read_bytes().startswith(b"NEO4J-DOUBLE-BACKUP neo4j")
+    report = j.verify(0, "latest")
+    assert report["ok"] and report["databases"][0]["ok"], report
+
+
+def test_neo4j_online_against_a_community_server_fails(tmp_path, monkeypatch) -> None:
+    """A wrong backup_neo4j_edition (enterprise on a Community server): its neo4j-admin has no backup command."""
+    _mod, j, state = neo4j_job(tmp_path, monkeypatch, method="online")
+    j.cfg["dumps"][0]["edition"] = "enterprise"
+    j.init()
+    status = j.run(None, [])
+    assert status["state"] == "failure" and "Unmatched argument" in status["error"], status
+    assert (state / "neo4j.running").exists()

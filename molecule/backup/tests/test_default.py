@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import plistlib
@@ -10,7 +11,10 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from homeport_testinfra import is_macsim, run_ok, sim_calls, unit_enabled
+
+from homeport import status as status_report
 
 PASSWORD = "mol-Restic-Secret-4b1e9c"  # backup_restic_password in molecule.yml
 ETC = "/etc/homeport/backup"
@@ -79,6 +83,18 @@ def test_status_file_records_success(dind):
     drill = status["drill"]
     assert drill["ok"] is True and drill["error"] is None and drill["last_success"] == drill["last_run"]
     assert drill["duration_seconds"] > 0 and drill["databases"][0]["ok"] and drill["databases"][0]["tables"] == 3
+
+
+def test_homeport_status_shows_the_drill(dind):
+    """The status program of `homeport status` (roles/homeport/tasks/status.yml) on this host, summarised as
+    `homeport status --json` does: the drill's result and duration are in the host's backup section."""
+    tasks = yaml.safe_load((Path(__file__).parents[3] / "roles/homeport/tasks/status.yml").read_text(encoding="utf-8"))
+    program = tasks[0]["vars"]["_homeport_status_program"].replace("{% raw %}", "").replace("{% endraw %}", "")
+    raw = run_ok(dind, f"python3 -c {shlex.quote(program)} /var/lib/homeport ''")
+    summary = status_report.summarise_host(json.loads(raw), now=dt.datetime.now(dt.UTC))
+    drill = summary["backup"]["drill"]
+    assert drill["ok"] is True and drill["duration_seconds"] > 0 and drill["age_days"] is not None
+    assert not [w for w in summary["warnings"] if "drill" in w]
 
 
 def test_copy_repository_holds_the_same_snapshots(dind):
@@ -191,7 +207,11 @@ def test_no_secret_in_ansible_output():
 
 def test_darwin_restic_from_homebrew_and_launchd(macsim):
     assert ["brew", "install", "restic"] in [c[:3] for c in sim_calls(macsim, "brew")]
-    for label, args in (("com.homeport.backup", "run"), ("com.homeport.backup-check", "check")):
+    for label, args in (
+        ("com.homeport.backup", "run"),
+        ("com.homeport.backup-check", "check"),
+        ("com.homeport.backup-drill", "verify"),
+    ):
         plist = plistlib.loads(macsim.file(f"/Library/LaunchDaemons/{label}.plist").content)
         assert plist["Label"] == label
         assert plist["ProgramArguments"][-2:] == ["/usr/local/libexec/homeport-backup", args]
