@@ -13,6 +13,7 @@ from homeport.cli import app
 VERBS = ["init", "doctor", "bootstrap", "drift", "deploy", "rollback", "backup", "status", "sandbox"]
 VERBS += ["ps", "logs", "exec", "restart"]  # the quick verbs (issue 18)
 VERBS += ["audit"]  # independent security checks (issue 21)
+VERBS += ["connect", "tunnel"]  # the laptop side of the Mac journey (issue 15)
 
 
 def _plain(text: str) -> str:
