@@ -31,13 +31,18 @@ collection-link:
 images: setup
 	src/homeport/images/build.sh
 
+# Python programs without a .py name (host scripts, the macOS-sim doubles, image boot steps): found by their shebang
+PY_SCRIPTS = $(shell grep -lsE '^\#!.*python' roles/*/files/* tests/doubles/bin/* src/homeport/images/* 2>/dev/null)
+
 lint: setup
-	$(BIN)/ruff check src tests molecule bench plugins roles
-	$(BIN)/ruff format --check src tests molecule bench plugins roles
+	@echo "ruff: the .py files under src tests molecule bench plugins roles, and $(words $(PY_SCRIPTS)) extensionless Python scripts"
+	$(BIN)/ruff check src tests molecule bench plugins roles $(PY_SCRIPTS)
+	$(BIN)/ruff format --check src tests molecule bench plugins roles $(PY_SCRIPTS)
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline
 
 unit: setup
+	@$(BIN)/python -c "import ansible.release, mitogen; print('unit tests on ansible-core', ansible.release.__version__, 'with mitogen', '.'.join(map(str, mitogen.__version__)))"
 	$(BIN)/pytest tests/unit
 
 molecule: setup images

@@ -34,6 +34,8 @@ Mitogen forks its multiplexer, and is otherwise exactly Mitogen's ``mitogen_line
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import re
 import threading
 from collections.abc import Iterable
@@ -166,12 +168,76 @@ def control_path_args(ssh_args: list[str], spec) -> list[str]:
 
 _installed = False
 
+# The fence (issue 20): every Mitogen internal install() replaces or relies on, with the parameters it expects.
+# Tested against the Mitogen range pyproject.toml pins; a later Mitogen that renames or reshapes one of them makes
+# install() patch nothing (plain mitogen_linear), and homeport.runner then chooses plain mitogen_linear or, when
+# Mitogen cannot load at all, ansible-core's linear strategy, with one warning that names the cause.
+HOOKS: dict[str, tuple[str, ...] | type] = {
+    "ansible_mitogen.process._setup_responder": ("responder",),
+    "ansible_mitogen.services.ModuleDepService.scan": (
+        "self", "module_name", "module_path", "search_path", "builtin_path", "context",
+    ),
+    "ansible_mitogen.services.ContextService._send_module_forwards": ("self", "context"),
+    "ansible_mitogen.services.ContextService._connect": ("self", "key", "spec", "via"),
+    "ansible_mitogen.services.ContextService.ALWAYS_PRELOAD": tuple,
+    "ansible_mitogen.connection.CONNECTION_METHOD": dict,
+    "mitogen.master.IdAllocator.allocate_block": ("self",),
+    "mitogen.master.ModuleResponder.forward_modules": ("self", "context", "fullnames"),
+    "mitogen.master.ModuleResponder.whitelist_prefix": ("self", "fullname"),
+    "mitogen.parent.upgrade_router": ("econtext",),
+}  # fmt: skip
 
-def install() -> None:
-    """Patch Mitogen's multiplexer-side services (idempotent). Call before Mitogen forks its multiplexer."""
+
+def _resolve(dotted: str):
+    """The object a dotted name points at (the longest importable module prefix, then attributes)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def compatibility_problems() -> list[str]:
+    """What no longer looks as install() expects (empty: safe to patch). Never raises."""
+    problems = []
+    for dotted, expected in HOOKS.items():
+        try:
+            obj = _resolve(dotted)
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"{dotted} is gone ({type(exc).__name__}: {exc})")
+            continue
+        except Exception as exc:
+            problems.append(f"{dotted} cannot be loaded ({type(exc).__name__}: {exc})")
+            continue
+        if isinstance(expected, type):
+            if not isinstance(obj, expected):
+                problems.append(f"{dotted} is a {type(obj).__name__}, not a {expected.__name__}")
+            elif expected is dict and not callable(obj.get("ssh")):
+                problems.append(f"{dotted} has no ssh method")
+            continue
+        try:
+            params = tuple(inspect.signature(obj).parameters)
+        except (TypeError, ValueError):
+            problems.append(f"{dotted} is not a function")
+            continue
+        if params != expected:
+            problems.append(f"{dotted}{inspect.signature(obj)} changed (expected ({', '.join(expected)}))")
+    return problems
+
+
+def install() -> bool:
+    """Patch Mitogen's multiplexer-side services (idempotent). Call before Mitogen forks its multiplexer. Patches
+    nothing and returns False when :func:`compatibility_problems` finds a hook that changed."""
     global _installed  # noqa: PLW0603 - a one-time process-wide patch
     if _installed:
-        return
+        return True
+    if compatibility_problems():
+        return False
     from ansible_mitogen import process, services  # noqa: PLC0415 - Mitogen is optional for the rest of homeport
 
     original_setup = process._setup_responder
@@ -246,3 +312,4 @@ def install() -> None:
     extra = [n for n in (*EXTRA_PRELOAD, *module_utils_closure(preload)) if n not in preload]
     services.ContextService.ALWAYS_PRELOAD = preload + tuple(extra)
     _installed = True
+    return True

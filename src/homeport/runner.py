@@ -90,6 +90,10 @@ def build_env(private_dir: Path) -> dict[str, str]:
 STRATEGY_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "strategy"
 
 
+# Warnings of the last mitogen_env() (printed by run_playbook): why the speed layer is off or reduced.
+MITOGEN_WARNINGS: list[str] = []
+
+
 def mitogen_env() -> dict[str, str]:
     """Mitogen, through homeport's ``homeport_linear`` strategy (Mitogen's ``mitogen_linear`` plus ahead-of-time
     module forwarding, homeport.mitogen_preload): on when the package is installed (a homeport dependency), because
@@ -98,12 +102,35 @@ def mitogen_env() -> dict[str, str]:
     wanted = os.environ.get("HOMEPORT_MITOGEN", "").strip().lower()
     if wanted in {"0", "false", "no", "off"}:
         return {}
+    MITOGEN_WARNINGS.clear()
     try:
-        import ansible_mitogen  # noqa: F401, PLC0415 - optional at import time: HOMEPORT_MITOGEN=0 works without it
+        import ansible_mitogen  # noqa: PLC0415 - optional at import time: HOMEPORT_MITOGEN=0 works without it
     except ImportError as exc:
         if wanted in {"1", "true", "yes", "on"}:
             raise RuntimeError("HOMEPORT_MITOGEN=1 but mitogen is not installed: pip install mitogen") from exc
         return {}
+    # the fence (issue 20): Mitogen that cannot load with this ansible-core -> ansible-core's linear strategy; Mitogen
+    # whose internals changed -> plain mitogen_linear; one warning naming the cause, never a failed run
+    from homeport import mitogen_preload  # noqa: PLC0415
+
+    try:
+        import ansible_mitogen.loaders  # noqa: PLC0415 - raises on an ansible-core it does not support
+    except Exception as exc:
+        MITOGEN_WARNINGS.append(
+            f"Mitogen cannot run with this ansible-core ({type(exc).__name__}: {exc}); "
+            "running with ansible-core's linear strategy (slower over a far link)"
+        )
+        return {}
+    problems = mitogen_preload.compatibility_problems()
+    if problems:
+        MITOGEN_WARNINGS.append(
+            "Mitogen's internals changed, running plain mitogen_linear without homeport's speed-ups: "
+            + "; ".join(problems)
+        )
+        return {
+            "ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
+            "ANSIBLE_STRATEGY": "mitogen_linear",
+        }
     return {
         "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_DIR),
         "ANSIBLE_STRATEGY": "homeport_linear",
@@ -198,6 +225,9 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
     private_dir = paths.runner_dir()
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     env = build_env(private_dir)
+    for warning in MITOGEN_WARNINGS:
+        if not handler.json_mode:
+            handler.console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     password = vault.resolve_password()
     client = vault.client_script(private_dir / "bin") if password else None
     with (

@@ -237,3 +237,74 @@ def test_control_path_only_where_a_persistent_master_is_asked_for_and_unnamed(tm
     # without the ssh plugin's options: ansible-core's default directory
     [_, path] = mp.control_path_args(PERSIST, Spec(None))
     assert path.startswith(f"ControlPath={tmp_path}/.ansible/cp/")
+
+
+# ------------------------------------------------------------------------------------------------ the fence (issue 20)
+def _break(monkeypatch, dotted: str) -> None:
+    """Make one hook look like a later Mitogen's: gone (attributes) or with other parameters (functions)."""
+    owner_name, attr = dotted.rsplit(".", 1)
+    owner = mp._resolve(owner_name)
+    if isinstance(mp.HOOKS[dotted], type):
+        monkeypatch.setattr(owner, attr, None)
+    else:
+        monkeypatch.setattr(owner, attr, lambda *args, renamed=None: None)
+
+
+@pytest.mark.parametrize("hook", sorted(mp.HOOKS))
+def test_each_changed_hook_turns_the_patches_off_with_a_named_warning(monkeypatch, hook):
+    from homeport import runner
+
+    assert mp.compatibility_problems() == []
+    _break(monkeypatch, hook)
+    (problem,) = mp.compatibility_problems()
+    assert problem.startswith(hook)
+    monkeypatch.setattr(mp, "_installed", False)
+    assert mp.install() is False  # nothing patched
+    env = runner.mitogen_env()
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"  # plain Mitogen, not homeport's patched strategy
+    assert Path(env["ANSIBLE_STRATEGY_PLUGINS"], "mitogen_linear.py").is_file()
+    (warning,) = runner.MITOGEN_WARNINGS
+    assert hook in warning and "plain mitogen_linear" in warning
+
+
+def test_a_mitogen_that_cannot_load_falls_back_to_ansible_cores_linear_strategy(monkeypatch):
+    import builtins
+
+    from homeport import runner
+
+    real_import = builtins.__import__
+
+    def refuse(name, *args, **kwargs):
+        if name == "ansible_mitogen.loaders":
+            raise RuntimeError("Your Ansible version (2.99) is too new")  # what ansible_mitogen.loaders raises
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    assert runner.mitogen_env() == {}
+    (warning,) = runner.MITOGEN_WARNINGS
+    assert "too new" in warning and "ansible-core's linear strategy" in warning
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        # a later Mitogen's changes that Mitogen itself copes with (it is only homeport's patches that must not run)
+        "import ansible_mitogen.services as s; s.ContextService.ALWAYS_PRELOAD = list(s.ContextService.ALWAYS_PRELOAD)",
+        "import ansible_mitogen.services as s; o = s.ContextService._connect; "
+        "s.ContextService._connect = lambda self, key, spec, via=None, timeout=None: o(self, key, spec, via)",
+    ],
+    ids=["retyped", "reshaped"],
+)
+def test_the_patched_strategy_still_runs_a_play_when_a_hook_changed(tmp_path, breakage):
+    """A real ansible-playbook run through homeport_linear with one Mitogen internal changed (a sitecustomize does
+    it at interpreter start): the run succeeds, as plain mitogen_linear, with one warning naming the hook."""
+    site = tmp_path / "site"
+    site.mkdir()
+    # only in ansible-playbook itself (the controller), not in the interpreters Mitogen starts for the target
+    (site / "sitecustomize.py").write_text(
+        "import sys\nif sys.argv and sys.argv[0].endswith('ansible-playbook'):\n    " + breakage + "\n"
+    )
+    env, out = run_mitogen_play(tmp_path, "-v", {"PYTHONPATH": str(site)})
+    assert env["ANSIBLE_STRATEGY"] == "homeport_linear"
+    assert "ok=1" in out
+    assert "Mitogen's internals changed, running plain mitogen_linear" in out

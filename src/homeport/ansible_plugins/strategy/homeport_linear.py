@@ -17,10 +17,16 @@ author: homeport
 
 import ansible_mitogen.loaders  # noqa: E402 - after DOCUMENTATION, as ansible plugins are laid out
 import ansible_mitogen.strategy  # noqa: E402
+from ansible.utils.display import Display  # noqa: E402
 
 from homeport import mitogen_preload  # noqa: E402
 
-mitogen_preload.install()
+if not mitogen_preload.install():
+    # the fence: a Mitogen whose internals changed runs as plain mitogen_linear, never a failed run
+    Display().warning(
+        "homeport: Mitogen's internals changed, running plain mitogen_linear without homeport's speed-ups: "
+        + "; ".join(mitogen_preload.compatibility_problems())
+    )
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
