@@ -203,7 +203,10 @@ def grade_lynis(report: dict, min_index: int, accepted: dict[str, str]) -> Check
         "tests_executed": report.get("tests_executed"),
         "warnings": report["warnings"],
         "accepted_warnings": {w["id"]: accepted[w["id"]] for w in report["warnings"] if w["id"] in accepted},
-        "suggestions": [f"{s['id']}: {s['text']}" for s in report["suggestions"]],
+        "suggestions": [
+            f"{s['id']}: {s['text']}" + (f" ({s['details']})" if s["details"] not in ("", "-") else "")
+            for s in report["suggestions"]
+        ],
     }
     detail = f"hardening index {index} (held minimum {min_index}), {len(report['warnings'])} warning(s)"
     return CheckResult("lynis", "fail" if findings else "pass", detail, findings, data)

@@ -114,6 +114,8 @@ def test_lynis_grade_index_and_warnings():
     ]
     r = audit.grade_lynis(report, 50, {"PKGS-7388": "test image without a security mirror"})
     assert r.status == "pass" and r.data["accepted_warnings"] == {"PKGS-7388": "test image without a security mirror"}
+    forwarding = "SSH-7408: Consider hardening SSH configuration (AllowTcpForwarding (set YES to NO))"
+    assert forwarding in r.data["suggestions"]
     r = audit.grade_lynis(report, 59, {"PKGS-7388": "x"})
     assert r.status == "fail" and r.findings == ["hardening index 58 is below the held minimum 59"]
     assert audit.grade_lynis({"warnings": [], "suggestions": []}, 0, {}).status == "error"
