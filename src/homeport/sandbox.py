@@ -331,9 +331,18 @@ def _playbook(playbook: str, console: Console, extravars: dict | None = None, js
 
     opts = RunOptions(playbook=playbook, inventory=paths.sandbox_inventory(), extravars=extravars or {})
     record = run_playbook(opts, events.EventHandler(console, json_mode=json_mode))
+    if record.exit_code() == events.EXIT_UNREACHABLE:
+        # a loaded machine can make the local SSH handshake time out: the sandbox is right here, try once more
+        console.print("the sandbox did not answer in time (SSH timed out): once more")
+        record = run_playbook(opts, events.EventHandler(console, json_mode=json_mode))
     if not json_mode:
         events.render_result(console, record)
     return record
+
+
+def _failures(record) -> str:
+    said = [f"{f.task}: {f.message.splitlines()[0] if f.message else ''}" for f in record.failures]
+    return "; ".join(said + list(record.errors)) or f"ansible-playbook ended {record.status}"
 
 
 def _changed(record) -> int:
@@ -386,7 +395,7 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
         s.seconds = round(time.monotonic() - t0, 1)
         s.changed, s.ok = _changed(record), record.exit_code() == 0
         if not s.ok:
-            s.detail = "; ".join(f.message.splitlines()[0] for f in record.failures) or "; ".join(record.errors)
+            s.detail = _failures(record)
             return steps
         if before is not None:
             after = quick.ps(host)
@@ -408,6 +417,8 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
         f"{len(healthy)}/{len(containers)} containers healthy; limits {mem.get('limits_mb')} MiB of the "
         f"{mem.get('budget_mb')} MiB budget, in use {mem.get('usage_mb')} MiB"
     )
+    if record.exit_code() != 0:
+        s.detail += "; the status run failed: " + _failures(record)
     if not s.ok:
         return steps
 
