@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 testinfra_hosts = ["mac_journey-mac"]
 
@@ -131,6 +134,8 @@ def test_ssh_commands_on_the_mac_find_docker():
 
 
 def test_connect_makes_a_docker_context_that_lists_the_containers():
+    # a laptop without the context yet (the ephemeral dir outlives a scenario's containers)
+    shutil.rmtree(EPH / "laptop-docker", ignore_errors=True)
     env = laptop_env()
     r = subprocess.run(in_laptop([HOMEPORT, "connect", "-i", str(INV), "--name", CTX]), env=env,
                        capture_output=True, text=True, check=False)  # fmt: skip
@@ -218,3 +223,38 @@ def test_backup_run_dumps_the_database_through_the_colima_socket():
     )
     assert "brain" in ls.stdout
     assert "mj-Restic-Secret-91c2" not in r.stdout + r.stderr
+
+
+def _deploy_with_api_port(port: str, name: str) -> tuple[subprocess.CompletedProcess, str, dict]:
+    doc = yaml.safe_load(INV.read_text(encoding="utf-8"))
+    doc["homeport"]["vars"]["stack_services"]["api"]["ports"] = [port]
+    inv = EPH / "homeport" / f"{name}.yml"
+    inv.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    compose = "/Users/admin/Library/homeport/stack/compose.yaml"
+    before = mac(f"sha256sum {compose}").stdout
+    started = vm_docker("inspect -f '{{.State.StartedAt}}' teststack-api-1").stdout
+    # --json: the messages unwrapped (the console output wraps long lines)
+    r = subprocess.run(
+        [HOMEPORT, "deploy", "-i", str(inv), "--json"], env=laptop_env(), capture_output=True, text=True, check=False
+    )
+    after = {"compose": mac(f"sha256sum {compose}").stdout == before,
+             "api": vm_docker("inspect -f '{{.State.StartedAt}}' teststack-api-1").stdout == started}  # fmt: skip
+    try:
+        messages = " ".join(f["message"] for f in json.loads(r.stdout)["failures"])
+    except (ValueError, KeyError, TypeError):
+        messages = r.stdout + r.stderr
+    return r, messages, after
+
+
+def test_a_port_on_the_lan_is_refused_and_nothing_changes():
+    r, out, unchanged = _deploy_with_api_port("0.0.0.0:18080:8080", "lan")
+    assert r.returncode == 3, out[-3000:]
+    assert "service api publishes port 18080 on 0.0.0.0 inside the Colima VM" in out
+    assert unchanged == {"compose": True, "api": True}
+
+
+def test_an_address_absent_from_the_vm_is_refused_and_nothing_changes():
+    r, out, unchanged = _deploy_with_api_port("100.101.102.103:18080:8080", "tailnet-ip")
+    assert r.returncode == 3, out[-3000:]
+    assert "binds port 18080 to 100.101.102.103, an address that does not exist inside the Colima VM" in out
+    assert unchanged == {"compose": True, "api": True}
