@@ -47,7 +47,7 @@ def test_filter_finds_only_running_database_services_with_a_new_image():
     assert backup_predeploy_changes(PS, {}, ["stack-postgres-1"]) == []  # the release drops it: no new image
 
 
-def run(tmp_path: Path, staged_image: str, job_rc: int = 0, **extra):
+def run(tmp_path: Path, staged_image: str, job_rc: int = 0, args: tuple = ("-v",), **extra):
     docker = tmp_path / "docker"
     docker.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{line}'" for line in PS) + "\n", encoding="utf-8")
     docker.chmod(0o755)
@@ -70,7 +70,7 @@ def run(tmp_path: Path, staged_image: str, job_rc: int = 0, **extra):
         **extra,
     }
     tasks = ROOT / "roles" / "stack" / "tasks" / "predeploy_backup.yml"
-    return run_local_playbook(tmp_path, PLAYBOOK.format(tasks=tasks), variables, ("-v",))
+    return run_local_playbook(tmp_path, PLAYBOOK.format(tasks=tasks), variables, args)
 
 
 def test_a_new_database_image_gets_a_fresh_backup_named_in_the_report(tmp_path):
@@ -99,3 +99,10 @@ def test_a_failed_backup_stops_the_deploy(tmp_path):
 def test_it_can_be_turned_off(tmp_path, extra):
     r = run(tmp_path, "pgvector/pgvector:pg18", **extra)
     assert r.returncode == 0 and not (tmp_path / "job-argv").exists()
+
+
+def test_a_check_mode_run_takes_no_backup(tmp_path):
+    """homeport drift runs the deploy in check mode: it must neither take a backup nor fail on the skipped job."""
+    r = run(tmp_path, "pgvector/pgvector:pg18", args=("-v", "--check"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (tmp_path / "job-argv").exists()
