@@ -188,3 +188,18 @@ def test_one_refused_host_stops_every_host(project, out):
     assert _run("preflight_roles_fatal.yml", _inventory(project, hosts), out) == events.EXIT_INVALID
     assert not (project / "marker-good").exists()
     assert not (project / "marker-bad").exists()
+
+
+def test_bootstrap_checks_the_swarm_before_any_change(project, out):
+    """site.yml applies the swarm role to every host once the inventory has a swarm: its checks run in the
+    preflight with the others (an even number of managers refused before the marker)."""
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "homeport_admin_user": "root"}
+    hosts = {h: {**local, **RUNTIME, "marker_path": str(project / f"marker-{h}")} for h in ("n1", "n2")}
+    inventory = project / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump({"homeport": {"hosts": hosts}, "swarm_managers": {"hosts": {"n1": {}, "n2": {}}}})
+    )
+    assert _run("preflight_roles_fatal.yml", inventory, out) == events.EXIT_INVALID
+    text = " ".join(out.export_text().split())
+    assert "swarm_managers: 2 managers (n1, n2) must be an odd number (1, 3, 5)" in text
+    assert not any(project.glob("marker-*"))
