@@ -234,3 +234,23 @@ def test_ps_json_shape(monkeypatch, project, tmp_path):
         "project": "homeport",
         "containers": [{"service": "api", "state": "running"}],
     }
+
+
+def test_exec_cli_unknown_service_exits_3_and_options_come_before_the_command(monkeypatch, project, tmp_path):
+    from typer.testing import CliRunner
+
+    from homeport.cli import app
+
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump({"homeport": {"hosts": {"mini": {"ansible_host": "10.0.0.5"}}}}))
+    calls = []
+
+    def fake_run(argv, **kw):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, quick.UNKNOWN_SERVICE_RC, "", "known: api db\n")
+
+    monkeypatch.setattr(quick.subprocess, "run", fake_run)
+    r = CliRunner().invoke(app, ["exec", "web", "-i", str(inv), "--", "psql", "-c", "select 1"])
+    assert r.exit_code == 3
+    assert "unknown service 'web' in the stack 'homeport'; known services: api, db" in " ".join(r.output.split())
+    assert len(calls) == 1 and "com.docker.compose.service=web" in calls[0][-1]  # only the resolve call ran

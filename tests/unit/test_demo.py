@@ -1,0 +1,177 @@
+"""`make demo` (= `homeport sandbox demo`) end to end on a sandbox of its own, then the quick verbs against the
+sandbox's real engine and the stack the demo deployed.
+
+The demo: sandbox up -> bootstrap -> deploy the test stack (PostgreSQL + pgvector, the API; both images shipped
+from this machine's engine with stack_ship_images) -> status (containers healthy, memory against the budget) -> a
+backup. Run twice (the second run last, after the verbs): it changes nothing (bootstrap and deploy changed=0, the
+same containers, not restarted) and nothing is shipped again (same image IDs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+NAME = "homeport-sandbox-demotest"
+HOMEPORT = str(Path(sys.executable).parent / "homeport")
+
+
+def _docker_reachable() -> bool:
+    return bool(shutil.which("docker")) and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    if not _docker_reachable():
+        pytest.skip("Docker is not reachable")
+    home = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(home)
+        mp.setenv("HOMEPORT_HOME", str(home / ".homeport"))
+        mp.setenv("XDG_CONFIG_HOME", str(home / "config"))
+        mp.delenv("HOMEPORT_VAULT_PASSWORD", raising=False)
+        mp.setenv("HOMEPORT_SANDBOX_NAME", NAME)
+        from homeport import cli, sandbox
+
+        importlib.reload(sandbox)  # picks up the container name
+        mp.setattr(cli, "sandbox_host", sandbox)
+        runner = CliRunner()
+        runs: list[dict] = []
+
+        def run_demo() -> dict:
+            r = runner.invoke(cli.app, ["sandbox", "demo", "--json"])
+            assert r.exit_code == 0, r.output[-6000:]
+            runs.append(json.loads(r.stdout))
+            for step in runs[-1]["steps"]:  # the per-step times (shown with pytest -s)
+                print(f"demo run {len(runs)}: {step['seconds']:7.1f} s  changed={step['changed']}  {step['name']}")
+            return runs[-1]
+
+        env = {**os.environ, "HOMEPORT_HOME": str(home / ".homeport"), "XDG_CONFIG_HOME": str(home / "config")}
+        try:
+            runner.invoke(cli.app, ["sandbox", "down"])  # a sandbox left by an interrupted run holds other secrets
+            run_demo()
+            yield {"runs": runs, "run_demo": run_demo, "env": env, "home": home, "cli": cli, "runner": runner}
+        finally:
+            runner.invoke(cli.app, ["sandbox", "down"])
+            mp.delenv("HOMEPORT_SANDBOX_NAME")
+            importlib.reload(sandbox)
+    assert subprocess.run(["docker", "inspect", NAME], capture_output=True).returncode != 0
+
+
+def _steps(run: dict) -> dict:
+    return {s["name"].split(" (")[0]: s for s in run["steps"]}
+
+
+def _homeport(demo, *args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [HOMEPORT, *args], capture_output=True, text=True, env=demo["env"], cwd=demo["home"], timeout=120, **kw
+    )
+
+
+def test_ps_shows_the_stack_with_health_memory_and_restarts(demo):
+    r = _homeport(demo, "ps", "--sandbox", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["project"] == "demo"
+    rows = {c["service"]: c for c in doc["containers"]}
+    assert set(rows) == {"api", "db"}
+    assert all(c["state"] == "running" and c["health"] == "healthy" for c in rows.values()), rows
+    assert (rows["db"]["memory_limit_mb"], rows["api"]["memory_limit_mb"]) == (512.0, 256.0)
+    assert all(0 < c["memory_usage_mb"] < c["memory_limit_mb"] for c in rows.values()), rows
+    assert all(c["restarts"] == 0 for c in rows.values())
+    table = _homeport(demo, "ps", "--sandbox")
+    assert table.returncode == 0 and "demo-api-1" in table.stdout and "healthy" in table.stdout
+
+
+def test_exec_runs_in_the_service_and_passes_the_exit_code(demo):
+    r = _homeport(
+        demo, "exec", "db", "--sandbox", "--", "psql", "-U", "brain", "-d", "brain", "-tAc",
+        "select extname from pg_extension where extname = 'vector'",
+    )  # fmt: skip
+    assert (r.returncode, r.stdout.strip()) == (0, "vector"), r.stderr  # the API created the pgvector extension
+    r = _homeport(demo, "exec", "api", "--sandbox", "--", "sh", "-c", "echo in-api; exit 7")
+    assert (r.returncode, r.stdout.strip()) == (7, "in-api")
+
+
+def test_unknown_service_is_refused_with_the_known_ones(demo):
+    for verb in (
+        ["logs", "web", "--sandbox"],
+        ["restart", "web", "--sandbox"],
+        ["exec", "web", "--sandbox", "--", "true"],
+    ):
+        r = _homeport(demo, *verb)  # options before `--`: what follows it is the command
+        assert r.returncode == 3, (verb, r.stdout, r.stderr)
+        assert "unknown service 'web' in the stack 'demo'; known services: api, db" in " ".join(r.stderr.split())
+
+
+def test_logs_and_restart(demo):
+    r = _homeport(demo, "logs", "api", "--sandbox", "--tail", "3")
+    assert r.returncode == 0, r.stderr
+    assert 0 < len(r.stdout.splitlines()) <= 3  # the API's request log (its stderr, merged in order)
+    before = json.loads(_homeport(demo, "ps", "--sandbox", "--json").stdout)
+    r = _homeport(demo, "restart", "api", "--sandbox")
+    assert r.returncode == 0, r.stderr
+    after = json.loads(_homeport(demo, "ps", "--sandbox", "--json").stdout)
+    started = {c["service"]: c["started_at"] for c in before["containers"]}
+    restarted = {c["service"]: c["started_at"] for c in after["containers"]}
+    assert restarted["api"] != started["api"] and restarted["db"] == started["db"]
+    since = _homeport(demo, "logs", "db", "--sandbox", "--since", "1s")
+    assert since.returncode == 0, since.stderr
+
+
+def test_logs_follow_ends_cleanly_on_ctrl_c(demo):
+    proc = subprocess.Popen(
+        [HOMEPORT, "logs", "api", "--sandbox", "-f", "--tail", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=demo["env"],
+        cwd=demo["home"],
+        start_new_session=True,  # its own process group: the terminal's Ctrl-C reaches homeport and ssh alike
+    )
+    assert proc.stdout.readline()  # following
+    remote = f"docker exec {NAME} pgrep -f 'docker logs --follow'"
+    assert subprocess.run(remote, shell=True, capture_output=True).returncode == 0
+    os.killpg(proc.pid, signal.SIGINT)
+    rc = proc.wait(timeout=15)
+    stderr = proc.stderr.read()
+    assert rc == 0 and "Traceback" not in stderr, stderr
+    deadline = time.monotonic() + 10
+    while subprocess.run(remote, shell=True, capture_output=True).returncode == 0:  # the remote side ended too
+        assert time.monotonic() < deadline, "docker logs --follow still runs on the host"
+        time.sleep(0.5)
+
+
+def test_demo_does_the_main_job_and_reruns_change_nothing(demo):
+    first = _steps(demo["runs"][0])
+    second = _steps(demo["run_demo"]())  # last: it compares the containers just before and after its deploy
+    assert list(first) == ["images", "sandbox up", "bootstrap", "deploy the stack", "status", "backup run"]
+    assert all(s["ok"] for s in first.values()), first
+    assert first["deploy the stack"]["changed"] > 0
+    assert first["status"]["detail"].startswith("2/2 containers healthy; limits 768.0 MiB of the 14336 MiB budget")
+    for name in ("bootstrap", "deploy the stack"):
+        assert second[name]["changed"] == 0, (name, second[name])
+    assert second["deploy the stack"]["detail"] == "stack untouched (same containers, not restarted)"
+    assert second["status"]["ok"] and second["status"]["detail"].startswith("2/2 containers healthy")
+    assert second["images"]["detail"] == "all present"
+    # the printed times: one figure per step
+    assert all(isinstance(s["seconds"], float) for s in second.values())
+
+    # the shipped images: the host has exactly the controller's image IDs (the second deploy sent nothing)
+    for ref in ("homeport/pgvector:17", "homeport/testapi:1"):
+        local = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True)
+        remote = subprocess.run(
+            ["docker", "exec", NAME, "docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True
+        )
+        assert remote.stdout.strip() == local.stdout.strip() != ""
