@@ -530,40 +530,6 @@ def _swarm_lines(sw: dict[str, Any] | None) -> list:
     return [Text(""), nodes, Text(""), services]
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
-
-
-def _monitoring_lines(mon: dict[str, Any] | None) -> list:
-    """Availability per service over 1/7/30 days, probe latency and restarts, stack memory peak/sustained."""
-    if not mon:
-        return []
-    lines: list = []
-    if mon["availability"]:
-        table = Table(box=None, pad_edge=False, show_edge=False)
-        for col, justify in (("service", "left"), ("1 day", "right"), ("7 days", "right"), ("30 days", "right"),
-                             ("probe", "right"), ("restarts 1d", "right")):  # fmt: skip
-            table.add_column(col, justify=justify)
-        for svc, periods in mon["availability"].items():
-            latency = mon["latency_ms"].get(svc)
-            table.add_row(
-                svc,
-                *(Text(_pct(periods[p]), style="green" if (periods[p] or 0) >= 99.9 else "red") for p in periods),
-                "-" if latency is None else f"{latency:.0f} ms",
-                str(mon["restarts_1d"].get(svc, 0)),
-            )
-        lines += [Text(""), table]
-    mem = mon["memory"]
-    if mem.get("peak_1d_mb") is not None:
-        lines.append(
-            Text.assemble(
-                ("stack    ", "bold"),
-                f"memory over a day: peak {_fmt_mb(mem['peak_1d_mb'])}, sustained {_fmt_mb(mem['sustained_1d_mb'])}",
-            )
-        )
-    return lines
-
-
 def render(console: Console, summary: dict[str, Any]) -> None:
     console.print(Text("Status", style="bold"))
     if not summary["hosts"]:
