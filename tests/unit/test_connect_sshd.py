@@ -205,14 +205,17 @@ def test_tunnel_forwards_the_port_and_closes_on_ctrl_c(host):
     finally:
         if proc.poll() is None:
             proc.kill()
-    # the local port is free again: nothing was left listening
+    # the local port is free again: nothing was left listening (SO_REUSEADDR: the request's closed connection may
+    # sit in TIME_WAIT on this port, which is not a listener; a listener would still make bind fail)
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
 
 
 def test_tunnel_refuses_a_busy_local_port(host):
     port = host["port"]
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the previous test's connection may be in TIME_WAIT
         s.bind(("127.0.0.1", port))
         s.listen()
         r = homeport(host, "tunnel")
