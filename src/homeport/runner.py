@@ -12,6 +12,7 @@ import os
 import secrets
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -167,6 +168,55 @@ INTERRUPTED = (
 CANCEL_POLL = 0.5
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first), from ``ps`` (Linux and macOS alike)."""
+    out = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True, check=False).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(fields[0]))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_descendants(grace: float = 2.0) -> None:
+    """SIGTERM every process this one started (ansible-playbook, its forks, and the ones that left its process
+    group, such as Mitogen's multiplexer, which ansible-runner's process-group kill misses), then SIGKILL what is
+    left after ``grace`` seconds."""
+    pids = descendants(os.getpid())
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_exists(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _cancel(caught: list[int]) -> bool:
+    """ansible-runner's cancel callback: after a signal, stop the whole tree here (ansible-runner then kills the
+    process group of ansible-playbook, what is left of it)."""
+    if caught:
+        stop_descendants()
+        return True
+    return False
+
+
 @contextlib.contextmanager
 def interruptible():
     """While a playbook runs, SIGINT (Ctrl-C) and SIGTERM (a closed laptop lid, a service manager) do not kill this
@@ -257,7 +307,7 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
             event_handler=handler,
             suppress_env_files=True,  # nothing (env, extravars) written into <private dir>/env/
             quiet=True,
-            cancel_callback=lambda: bool(caught),
+            cancel_callback=lambda: _cancel(caught),
             settings={"pexpect_timeout": CANCEL_POLL},
         )
     record = handler.record

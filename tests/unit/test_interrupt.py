@@ -27,7 +27,8 @@ except typer.Exit as exc:
 
 
 def _alive(needle: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    # ww: the whole command line (ps cuts it at 80 columns when its output is not a terminal)
+    out = subprocess.run(["ps", "-eo", "pid,args", "ww"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if needle in line and "ps -eo" not in line]
 
 
