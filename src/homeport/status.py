@@ -1,7 +1,8 @@
-"""`homeport status`: one screen per host, from the status document the preflight role publishes.
+"""`homeport status`: one screen per host, from the status document the homeport role publishes.
 
-The status play (playbooks/status.yml -> role homeport with ``homeport_action: status``) gathers everything on
-each host in one remote call and publishes it with set_stats under ``homeport_status`` (a mapping host ->
+The status play (playbooks/status.yml: the preflight's global checks, then role homeport ``tasks_from: status``)
+gathers everything on each host in one remote call and publishes it with set_stats under ``homeport_status``
+(``contract.STATUS_STAT``, a mapping host ->
 document, see roles/homeport/tasks/status.yml). This module turns those documents into a summary (pure
 functions: :func:`summarise_host`, :func:`summarise`) and renders it (:func:`render`); the only thing it does
 on its own is time a TCP connect to each host's SSH port from this machine (:func:`measure_latency`): over
@@ -75,16 +76,17 @@ def headroom(budget_mb: float | None, limits_mb: float, vm_mb: float | None, ser
 
 def parse_service_size(text: str) -> float | None:
     """``--service-size`` (2g, 512m, 1.5GiB) in MiB with the collection's own size parser; None when invalid."""
-    import importlib.util  # noqa: PLC0415 - only the status verb needs the collection's filter here
+    import importlib.util  # noqa: PLC0415 - only the status verb needs the collection's size parser here
 
     from homeport import paths  # noqa: PLC0415
 
-    spec = importlib.util.spec_from_file_location("homeport_sizes", paths.content_root() / "plugins/filter/sizes.py")
+    where = paths.content_root() / "plugins/module_utils/sizes.py"  # stdlib only (the filter needs ansible)
+    spec = importlib.util.spec_from_file_location("homeport_sizes", where)
     sizes = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sizes)
     try:
-        mib = sizes.to_bytes(text, "--service-size") / MIB
-    except Exception:  # AnsibleFilterError: not a size
+        mib = sizes.ram_bytes(text, "--service-size") / MIB
+    except ValueError:  # SizeError: not a size
         return None
     return mib if mib > 0 else None
 
