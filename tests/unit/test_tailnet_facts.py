@@ -70,9 +70,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def run(answer: str | None, cached: str | None, **variables) -> dict:
         # answer None: the node is not up, as `tailscale ip -4` reports it (exit 1)
         body = (
-            f"echo {answer}"
-            if answer is not None
-            else 'echo "no current Tailscale IPs; state: NeedsLogin" >&2; exit 1'
+            f"echo {answer}" if answer is not None else 'echo "no current Tailscale IPs; state: NeedsLogin" >&2; exit 1'
         )
         script = bindir / "tailscale"
         script.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n{body}\n', encoding="utf-8")
