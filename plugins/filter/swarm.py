@@ -6,6 +6,8 @@
   ``stack_merge_services``) rendered into a ``docker stack deploy`` file: memory limits/reservations,
   placement constraints from node labels, start-first updates with automatic rollback, healthchecks, the
   endpoint mode, Swarm secrets instead of env files, one overlay network with an MTU that fits the tailnet.
+- ``swarm_stack_record`` / ``swarm_previous_release``: the stack file kept as the record of what runs (a deploy of
+  some services replaces only their entries) and the earlier copy of it ``homeport rollback`` goes back to.
 - ``swarm_stack_errors``: what the swarm path cannot do with a service description (build on a node, a port
   bound to one address, dnsrr with ingress ports, ...), one message per problem.
 - ``swarm_placement``: each node's worst-case memory (the limits of every service that may be placed on it)
@@ -224,6 +226,53 @@ def swarm_stack(services, project, opts, secret_names=None):
     if secrets:
         stack["secrets"] = secrets
     return stack
+
+
+def swarm_stack_record(previous, deployed, selected=None):
+    """The stack file kept on the manager as the record of what runs (``homeport rollback`` goes back to an earlier
+    copy of it). ``deployed``: the stack file this deploy hands to ``docker stack deploy``; ``selected``: the
+    services ``homeport deploy SERVICE...`` named (``stack_services_selected``; empty = the whole stack);
+    ``previous``: the record before this deploy (parsed, None when there is none).
+
+    The whole stack: the record is the deployed file. Some services: only they are deployed (without prune, the
+    others keep their spec and version), so the record is the previous one with the selected services (and the
+    secrets they reference) replaced; the others keep the entries they run with."""
+    if not selected:
+        return deployed
+    previous = previous if isinstance(previous, dict) else {}
+    record = {"version": deployed.get("version", previous.get("version", "3.9"))}
+    services = {**(previous.get("services") or {}), **(deployed.get("services") or {})}
+    record["services"] = services
+    for key in ("networks", "volumes"):
+        merged = {**(previous.get(key) or {}), **(deployed.get(key) or {})}
+        if merged:
+            record[key] = merged
+    secrets = {**(previous.get("secrets") or {}), **(deployed.get("secrets") or {})}
+    used = {s.get("source") for svc in services.values() for s in svc.get("secrets") or [] if isinstance(s, dict)}
+    secrets = {k: v for k, v in secrets.items() if k in used}
+    if secrets:
+        record["secrets"] = secrets
+    return record
+
+
+def swarm_previous_release(current, backups):
+    """The copy of the stack file ``homeport rollback`` goes back to: the newest earlier copy whose content differs
+    from the current file (after Swarm rolled a failed update back, the newest copy is the release that runs, so it
+    is skipped). ``current``: ansible.builtin.stat's ``stat`` of the stack file; ``backups``: ansible.builtin.find's
+    ``files`` of its copies (both with checksums). Returns {path, reason}: path '' when there is none."""
+    current = current or {}
+    if not current.get("exists"):
+        return {"path": "", "reason": "the stack was never deployed from here (no stack file)"}
+    mine = current.get("checksum")
+    earlier = sorted(backups or [], key=lambda f: float(f.get("mtime") or 0), reverse=True)
+    for f in earlier:
+        if f.get("checksum") and f.get("checksum") != mine:
+            return {"path": f["path"], "reason": ""}
+    if earlier:
+        reason = f"its {len(earlier)} earlier cop{'y is' if len(earlier) == 1 else 'ies are'} the release that runs now"
+    else:
+        reason = "it was deployed once, there is no earlier copy of the stack file"
+    return {"path": "", "reason": reason}
 
 
 def swarm_stack_errors(services, opts):
@@ -538,6 +587,8 @@ class FilterModule:
             "swarm_secret_plan": swarm_secret_plan,
             "swarm_stack": swarm_stack,
             "swarm_stack_errors": swarm_stack_errors,
+            "swarm_stack_record": swarm_stack_record,
+            "swarm_previous_release": swarm_previous_release,
             "swarm_nodes": swarm_nodes,
             "swarm_placement": swarm_placement,
             "swarm_mtu_errors": swarm_mtu_errors,
