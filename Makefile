@@ -5,13 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 MOLECULE_JOBS ?= 2
+# unit tests run on both cores, each test file in one worker (its fixtures and containers stay together)
+UNIT_JOBS ?= 2
 SCENARIO ?=
 
-.PHONY: help setup collection-link images lint unit molecule test demo bootstrap bench role-docs clean
+.PHONY: help setup collection-link images lint unit compat molecule test demo bootstrap bench role-docs clean
 
 help:
 	@echo "make demo        sandbox host in Docker: bootstrap, deploy a small stack, status, backup (needs only Docker)"
-	@echo "make test        images + lint + unit tests + every molecule scenario"
+	@echo "make test        images + lint + unit tests + every molecule scenario + the oldest-versions lane"
 	@echo "make bootstrap   first setup of the Mac Mini in inventory/ (after 'homeport init')"
 	@echo "make bench       speed benchmarks over an emulated far link (BENCH_MODE=short for CI)"
 	@echo "make molecule SCENARIO=name   one molecule scenario"
@@ -43,12 +45,16 @@ lint: setup
 
 unit: setup
 	@$(BIN)/python -c "import ansible.release, mitogen; print('unit tests on ansible-core', ansible.release.__version__, 'with mitogen', '.'.join(map(str, mitogen.__version__)))"
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n $(UNIT_JOBS) --dist loadfile tests/unit
+
+# the version-sensitive tests again on the oldest ansible-core / ansible-runner / Mitogen that pyproject.toml allows
+compat: setup images
+	tests/compat.sh
 
 molecule: setup images
 	tests/run-molecule.sh $(SCENARIO)
 
-test: setup images lint unit molecule
+test: setup images lint unit molecule compat
 
 demo: setup
 	$(BIN)/homeport sandbox demo

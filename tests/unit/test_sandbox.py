@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import subprocess
 
@@ -22,7 +23,9 @@ def _docker_reachable() -> bool:
 def sandbox_cli(project, monkeypatch):
     if not _docker_reachable():
         pytest.skip("Docker is not reachable")
-    monkeypatch.setenv("HOMEPORT_SANDBOX_NAME", "homeport-sandbox-unittest")
+    # a name of the test's own (tests/compat.sh runs this test beside the main unit run under another name)
+    name = os.environ.get("HOMEPORT_TEST_SANDBOX_NAME", "homeport-sandbox-unittest")
+    monkeypatch.setenv("HOMEPORT_SANDBOX_NAME", name)
     from homeport import cli, sandbox
 
     importlib.reload(sandbox)  # picks up the container name
