@@ -1,8 +1,9 @@
-"""The `homeport` command line: one verb per playbook, all runs through runner.run_playbook."""
+"""The `homeport` command line: one verb per playbook, every run through execute() -> runner.run_playbook."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +11,11 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from homeport import drift as drift_report
-from homeport import events, paths
+from homeport import contract, events, paths
+from homeport import drift as drift_summary
 from homeport import inventory as inventory_files
 from homeport import sandbox as sandbox_host
-from homeport import status as status_report
+from homeport import status as status_summary
 from homeport.runner import RunOptions, run_playbook
 
 try:
@@ -110,6 +111,50 @@ def resolve_inventory(inventory: Path | None, sandbox: bool) -> Path:
     )
 
 
+Report = Callable[[events.RunRecord, bool], int]
+"""What a verb prints after its run, and its exit code: ``report(record, as_json) -> code``."""
+
+
+def run_report(record: events.RunRecord, as_json: bool) -> int:
+    """The report of most verbs: the recap and the failures in plain words (or the record as JSON)."""
+    if as_json:
+        events.print_json(record)
+    else:
+        events.render_result(console, record)
+    return record.exit_code()
+
+
+def drift_report(fix: bool) -> Report:
+    """`homeport drift`: per host, role and task what would change (or changed, with --fix), secrets masked."""
+
+    def report(record: events.RunRecord, as_json: bool) -> int:
+        summary = drift_summary.summarise(record, fix=fix)
+        if as_json:
+            print(drift_summary.to_json(summary))
+        else:
+            drift_summary.render(console, summary)
+        return summary["exit_code"]
+
+    return report
+
+
+def status_report(service_mb: float) -> Report:
+    """`homeport status`: one screen per host; exit 5 when an alert fires on a host's Prometheus (issue 16)."""
+
+    def report(record: events.RunRecord, as_json: bool) -> int:
+        summary = status_summary.summarise(record.stats.get(contract.STATUS_STAT) or {}, service_mb=service_mb)
+        if as_json:
+            print(json.dumps({**record.as_dict(), "summary": summary["hosts"]}, indent=2, sort_keys=True, default=str))
+        else:
+            events.render_result(console, record)
+            status_summary.render(console, summary)
+        if record.exit_code():
+            return record.exit_code()
+        return status_summary.EXIT_ALERTS if status_summary.alerts_firing(summary) else events.EXIT_OK
+
+    return report
+
+
 def execute(
     playbook: str,
     inventory: Path | None,
@@ -122,9 +167,10 @@ def execute(
     verbose: int = 0,
     as_json: bool = False,
     extravars: dict | None = None,
-    drift: bool = False,
+    report: Report = run_report,
 ) -> events.RunRecord:
-    """Run a playbook, show progress and the result, and exit with the homeport exit code when not 0."""
+    """Run a playbook (every verb that runs one comes here), show progress, then its report; exit with the
+    report's homeport exit code when not 0."""
     opts = RunOptions(
         playbook=playbook,
         inventory=resolve_inventory(inventory, sandbox),
@@ -137,11 +183,7 @@ def execute(
     )
     handler = events.EventHandler(console, json_mode=as_json, verbosity=verbose, check=check)
     record = run_playbook(opts, handler)
-    if as_json:
-        events.print_json(record, drift=drift)
-    else:
-        events.render_result(console, record, drift=drift)
-    code = record.exit_code(drift=drift)
+    code = report(record, as_json)
     if code:
         raise typer.Exit(code)
     return record
@@ -209,7 +251,7 @@ def bootstrap(
 ) -> None:
     """Set up the whole host (playbooks/site.yml). Rerunning repairs drift."""
     execute(
-        "site.yml",
+        contract.SITE.file,
         inventory,
         sandbox,
         limit=limit,
@@ -232,23 +274,18 @@ def drift(
     as_json: JsonOpt = False,
 ) -> None:
     """Report what differs from the configuration (check+diff; exit 2 on drift); --fix applies it."""
-    opts = RunOptions(
-        playbook="drift.yml",
-        inventory=resolve_inventory(inventory, sandbox),
+    execute(
+        contract.DRIFT.file,
+        inventory,
+        sandbox,
         limit=limit,
-        tags=list(tags or []),
+        tags=tags,
         check=not fix,
         diff=True,
-        verbosity=verbose,
+        verbose=verbose,
+        as_json=as_json,
+        report=drift_report(fix),
     )
-    record = run_playbook(opts, events.EventHandler(console, json_mode=as_json, verbosity=verbose, check=not fix))
-    summary = drift_report.summarise(record, fix=fix)
-    if as_json:
-        print(drift_report.to_json(summary))
-    else:
-        drift_report.render(console, summary)
-    if summary["exit_code"]:
-        raise typer.Exit(summary["exit_code"])
 
 
 @app.command()
@@ -263,7 +300,7 @@ def deploy(
 ) -> None:
     """Deploy the compose stack (playbooks/deploy.yml); rolls back by itself when health checks fail."""
     execute(
-        "deploy.yml",
+        contract.DEPLOY.file,
         inventory,
         sandbox,
         limit=limit,
@@ -271,7 +308,7 @@ def deploy(
         diff=check,
         verbose=verbose,
         as_json=as_json,
-        extravars={"stack_services_selected": list(services or [])},
+        extravars=contract.deploy_vars(services),
     )
 
 
@@ -284,20 +321,20 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring back the previous release of the compose stack (playbooks/rollback.yml)."""
-    execute("rollback.yml", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+    execute(contract.ROLLBACK.file, inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
 
 
 def _backup(action: str, inventory, sandbox, *, limit, verbose, as_json, extravars: dict | None = None) -> None:
     record = execute(
-        "backup.yml",
+        contract.BACKUP.file,
         inventory,
         sandbox,
         limit=limit,
         verbose=verbose,
         as_json=as_json,
-        extravars={"homeport_backup_action": action, **(extravars or {})},
+        extravars=extravars or contract.backup_vars(action),
     )
-    data = {k: v for k, v in record.stats.items() if k != "homeport_status"}
+    data = {k: v for k, v in record.stats.items() if k != contract.STATUS_STAT}
     if data and not as_json:
         console.print_json(json.dumps(data, default=str))
 
@@ -319,13 +356,15 @@ def _backup_verb(action: str, doc: str) -> None:
     backup_app.command(action)(command)
 
 
-for _action, _doc in (
-    ("run", "Take a backup now."),
-    ("list", "List the snapshots in the repository."),
-    ("check", "Check the repository's integrity."),
-    ("verify", "Restore the latest snapshot into a scratch place and check it (a tested restore)."),
-):
-    _backup_verb(_action, _doc)
+_BACKUP_HELP = {
+    "run": "Take a backup now.",
+    "list": "List the snapshots in the repository.",
+    "check": "Check the repository's integrity.",
+    "verify": "Restore the latest snapshot into a scratch place and check it (a tested restore).",
+}
+for _action in contract.BACKUP_ACTIONS:
+    if _action in _BACKUP_HELP:  # restore has options of its own (below)
+        _backup_verb(_action, _BACKUP_HELP[_action])
 
 
 @backup_app.command("restore")
@@ -339,9 +378,7 @@ def backup_restore(
     as_json: JsonOpt = False,
 ) -> None:
     """Restore a snapshot (latest by default)."""
-    extra = {"backup_restore_snapshot": snapshot}
-    if target:
-        extra["backup_restore_target"] = target
+    extra = contract.backup_vars("restore", snapshot=snapshot, target=target)
     _backup("restore", inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json, extravars=extra)
 
 
@@ -357,24 +394,18 @@ def status(
     ] = "2g",
 ) -> None:
     """Show each host's status: memory against the budget, containers, last backup, disk, uptime, tailnet."""
-    service_mb = status_report.parse_service_size(service_size)
+    service_mb = status_summary.parse_service_size(service_size)
     if service_mb is None:
         raise fail(f"--service-size {service_size!r}: not a memory size above zero (use e.g. 2g or 512m)")
-    opts = RunOptions(
-        playbook="status.yml", inventory=resolve_inventory(inventory, sandbox), limit=limit, verbosity=verbose
+    execute(
+        contract.STATUS.file,
+        inventory,
+        sandbox,
+        limit=limit,
+        verbose=verbose,
+        as_json=as_json,
+        report=status_report(service_mb),
     )
-    record = run_playbook(opts, events.EventHandler(console, json_mode=as_json, verbosity=verbose))
-    summary = status_report.summarise(record.stats.get("homeport_status") or {}, service_mb=service_mb)
-    firing = status_report.alerts_firing(summary)
-    if as_json:
-        print(json.dumps({**record.as_dict(), "summary": summary["hosts"]}, indent=2, sort_keys=True, default=str))
-    else:
-        events.render_result(console, record)
-        status_report.render(console, summary)
-    if record.exit_code():
-        raise typer.Exit(record.exit_code())
-    if firing:  # issue 16: an alert fires on a host's Prometheus (documented exit code 5)
-        raise typer.Exit(status_report.EXIT_ALERTS)
 
 
 def _quick_host(inventory: Path | None, sandbox: bool, limit: str | None):

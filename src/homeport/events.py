@@ -17,6 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from homeport import contract
+
 # Exit codes of every homeport verb (documented in `homeport --help` and docs/cli.md).
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,10 +28,9 @@ EXIT_UNREACHABLE = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 HIDDEN = "(hidden: this task handles a secret)"
-# A failed check (one of these actions) of the preflight role or of a role's read-only validate*.yml, before any
-# task of the run changed anything, means: the configuration was refused and nothing was changed (exit 3). The
-# preflight runs every role's validate.yml first (roles/homeport/tasks/preflight_roles.yml).
-PREFLIGHT_ROLE = "homeport"
+# A failed check (one of these actions) of the preflight (contract.VALIDATION_ROLES) or of a role's read-only
+# validate*.yml, before any task of the run changed anything, means: the configuration was refused and nothing was
+# changed (exit 3). The preflight runs every role's validate.yml first (roles/preflight/tasks/roles.yml).
 VALIDATION_FILES = re.compile(r"/roles/[^/]+/tasks/validate[^/]*\.yml:\d+$")
 VALIDATION_ACTIONS = {
     "validate_argument_spec",
@@ -96,10 +97,10 @@ class RunRecord:
             return EXIT_DRIFT
         return EXIT_OK
 
-    def as_dict(self, drift: bool = False) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "exit_code": self.exit_code(drift),
+            "exit_code": self.exit_code(),
             "check_mode": self.check,
             "hosts": self.hosts,
             "plays": self.plays,
@@ -280,7 +281,7 @@ class EventHandler:
             validation=(
                 not unreachable
                 and action in VALIDATION_ACTIONS
-                and (role == PREFLIGHT_ROLE or bool(VALIDATION_FILES.search(data.get("task_path") or "")))
+                and (role in contract.VALIDATION_ROLES or bool(VALIDATION_FILES.search(data.get("task_path") or "")))
                 and not self.record.changes
             ),
         )
@@ -325,8 +326,9 @@ class EventHandler:
         )
 
 
-def render_result(console: Console, record: RunRecord, drift: bool = False) -> None:
-    """The end of every run: recap table per host, then each failure (or drift) in plain words."""
+def render_result(console: Console, record: RunRecord) -> None:
+    """The end of every run: recap table per host, then each failure in plain words (`homeport drift` has its own
+    report: homeport.drift)."""
     if record.recap:
         table = Table(title="Recap", title_justify="left")
         table.add_column("host")
@@ -362,12 +364,7 @@ def render_result(console: Console, record: RunRecord, drift: bool = False) -> N
         console.print(Text(line, style="red"), highlight=False)
     if record.failures and any(f.validation for f in record.failures):
         console.print("Nothing was changed: the configuration was refused before any role ran.", style="bold")
-    if drift and not record.failures and not record.errors:
-        if record.changes:
-            console.print(f"Drift: {len(record.changes)} task(s) would change something.", style="bold yellow")
-        else:
-            console.print("No drift: the hosts match the configuration.", style="bold green")
 
 
-def print_json(record: RunRecord, drift: bool = False) -> None:
-    print(json.dumps(record.as_dict(drift), indent=2, sort_keys=True, default=str))
+def print_json(record: RunRecord) -> None:
+    print(json.dumps(record.as_dict(), indent=2, sort_keys=True, default=str))

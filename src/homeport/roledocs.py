@@ -49,6 +49,8 @@ def _default_repr(value: object) -> str:
 def render(role_dir: Path) -> str:
     options = role_options(role_dir)
     defaults = role_defaults(role_dir)
+    if not options:  # e.g. the preflight: it reads the homeport role's global settings
+        return "\n".join([BEGIN, "", "This role has no variables of its own.", "", END])
     lines = [
         BEGIN,
         "",

@@ -21,7 +21,7 @@ from typing import Any
 
 import ansible_runner
 
-from homeport import inventory_check, paths, vault
+from homeport import contract, inventory_check, paths, vault
 from homeport.events import EventHandler, Failure, RunRecord
 
 KEEP_ARTIFACTS = 20
@@ -254,7 +254,7 @@ def check_inventory(inventory: Path, handler: EventHandler) -> RunRecord | None:
         Failure(
             host="inventory",
             play="",
-            role="homeport",
+            role=contract.PREFLIGHT_ROLE,
             task="Check the inventory (before running anything)",
             action="assert",
             message=str(p),
@@ -293,7 +293,7 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
             inventory=str(opts.inventory),
             envvars=env,
             # the deploy lock records this process: a lock whose owner is gone is stale at once (roles/stack)
-            extravars={**opts.extravars, "homeport_controller_pid": os.getpid()},
+            extravars={**opts.extravars, **contract.run_vars(os.getpid())},
             cmdline=_cmdline(opts, client) or None,
             limit=opts.limit,
             tags=",".join(opts.tags) or None,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 
+import pytest
 from conftest import write_local_inventory
 from typer.testing import CliRunner
 
+from homeport import cli, contract, events
 from homeport.cli import app
 
 VERBS = ["init", "doctor", "bootstrap", "drift", "deploy", "rollback", "backup", "status", "sandbox"]
@@ -94,3 +97,45 @@ def test_doctor_reports_unreachable_host(project):
     checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["gone: SSH"]["status"] == "fail"
     assert checks["gone: SSH"]["fix"]
+
+
+# -- every verb that runs a playbook goes through cli.execute (issue 20) ------------------------------------------
+VERB_ARGS = {"deploy": ["deploy", "api"], "backup restore": ["backup", "restore", "--target", "/srv/r"]}
+
+
+@pytest.mark.parametrize(("playbook", "verb"), [(p.file, v) for p in contract.PLAYBOOKS for v in p.verbs], ids=str)
+def test_every_playbook_verb_goes_through_execute(monkeypatch, tmp_path, playbook, verb):
+    """The verb runs its contract playbook through execute() (one path: inventory check, progress, report, exit
+    code); a verb that called run_playbook itself would bypass it and fail here."""
+    seen: list[tuple[str, dict]] = []
+
+    def fake_execute(pb, inventory, sandbox, **kwargs):
+        seen.append((pb, kwargs))
+        return events.RunRecord(status="successful")
+
+    def bypass(*_args, **_kwargs):
+        raise AssertionError(f"{verb} called run_playbook without execute()")
+
+    monkeypatch.setattr(cli, "execute", fake_execute)
+    monkeypatch.setattr(cli, "run_playbook", bypass)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("homeport:\n  hosts: {}\n")
+    args = VERB_ARGS.get(verb, verb.split())
+    r = CliRunner().invoke(app, [*args, "-i", str(inventory)])
+    assert r.exit_code == 0, r.output
+    assert [pb for pb, _ in seen] == [playbook]
+    extravars = seen[0][1].get("extravars") or {}
+    if verb == "deploy":
+        assert extravars == {contract.STACK_SERVICES_SELECTED.name: ["api"]}
+    if verb.startswith("backup "):
+        assert extravars[contract.BACKUP_ACTION.name] == verb.split()[1]
+    if verb == "backup restore":
+        assert extravars[contract.BACKUP_RESTORE_TARGET.name] == "/srv/r"
+        assert extravars[contract.BACKUP_RESTORE_SNAPSHOT.name] == "latest"
+
+
+def test_execute_has_one_report_per_verb_and_no_drift_switch():
+    """The second drift renderer is gone: execute() takes the verb's report, events.render_result only the recap."""
+    assert "drift" not in inspect.signature(cli.execute).parameters
+    assert "drift" not in inspect.signature(events.render_result).parameters
+    assert "drift" not in inspect.signature(events.print_json).parameters

@@ -87,9 +87,12 @@ def test_docker_endpoint_on_debian_is_the_engines_socket(tmp_path):
 
 
 def test_preflight_sets_the_facts_before_it_validates():
+    """The preflight depends on the homeport role, whose main.yml sets the facts: a dependency runs first."""
     main = yaml.safe_load((ROOT / "roles/homeport/tasks/main.yml").read_text())
     names = [t.get("ansible.builtin.import_tasks") or t.get("ansible.builtin.include_tasks") for t in main]
-    assert names.index("facts.yml") < names.index("validate.yml")
+    assert "facts.yml" in names
+    meta = yaml.safe_load((ROOT / "roles/preflight/meta/main.yml").read_text())
+    assert [d["role"] for d in meta["dependencies"]] == ["homeport"]
 
 
 def _tasks(path: Path) -> list[dict]:

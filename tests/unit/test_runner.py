@@ -130,17 +130,17 @@ def test_wrong_vault_password_fails(project, out, monkeypatch):
 
 
 def test_drift_mode_exit_2_with_diffs_and_masked_secret(project, monkeypatch, capsys):
+    """The drift verb's own report (cli.drift_report, the one `homeport drift` uses) on a real check+diff run."""
     password = "pw-for-drift"
     monkeypatch.setenv("HOMEPORT_VAULT_PASSWORD", password)
     inv = _vaulted_inventory(project, password, "tok-drift-5e")
-    code = run("changes.yml", inv, check=True, diff=True, as_json=True, drift=True)
+    code = run("changes.yml", inv, check=True, diff=True, as_json=True, report=cli.drift_report(fix=False))
     assert code == events.EXIT_DRIFT
     result = json.loads(capsys.readouterr().out)
-    assert result["exit_code"] == 2 and result["check_mode"] is True
-    assert result["recap"]["local"]["changed"] == 2
-    changes = {c["task"]: c for c in result["changes"]}
+    assert result["exit_code"] == 2 and result["drift"] is True and result["fix"] is False
+    assert result["hosts"]["local"]["recap"]["changed"] == 2
+    changes = {c["task"]: c for c in result["hosts"]["local"]["roles"][""]}
     settings = changes["Write the settings file"]
-    assert settings["host"] == "local"
     assert any("answer = 42" in d.get("after", "") for d in settings["diff"])
     assert changes["Write the token file"]["diff"] == events.HIDDEN
     assert "tok-drift-5e" not in json.dumps(result)
@@ -154,7 +154,7 @@ def test_no_drift_exit_0_after_apply(project, monkeypatch, out):
     inv = _vaulted_inventory(project, password, "tok-apply")
     assert run("changes.yml", inv) == events.EXIT_OK
     assert (project / "settings.conf").read_text() == "answer = 42\n"
-    assert run("changes.yml", inv, check=True, diff=True, drift=True) == events.EXIT_OK
+    assert run("changes.yml", inv, check=True, diff=True, report=cli.drift_report(fix=False)) == events.EXIT_OK
     assert "No drift" in out.export_text()
 
 
