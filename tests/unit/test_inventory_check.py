@@ -101,3 +101,17 @@ def test_drift_and_bootstrap_report_a_misspelled_variable(project, verb):
     assert r.exit_code == events.EXIT_INVALID, r.output
     text = " ".join(r.output.replace("\n", "").split())  # the console wraps long lines
     assert "stack_keep_release is not a variable of any homeport role; did you mean stack_keep_releases?" in text
+
+
+def test_every_role_is_covered_the_preflight_included(inv):
+    """The known names and prefixes come from every role's argument_specs: the global homeport_* settings (role
+    homeport) are known, a preflight_* variable is a typo (the preflight role has no variables of its own), and so is
+    homeport_action, which the status gatherer no longer reads (playbooks/status.yml uses tasks_from: status)."""
+    known, prefixes = inventory_check.declared_variables(ROOT / "roles")
+    roles = {p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()}
+    assert {f"{r}_" for r in roles} <= prefixes and "preflight" in roles
+    assert {"homeport_memory_budget", "homeport_roles", "homeport_unknown_variables"} <= known
+    write(inv.parent / "group_vars" / "homeport.yml", "preflight_roles: [stack]\nhomeport_action: status\n")
+    problems = inventory_check.check(inv)
+    assert [p.message.split(" is not")[0] for p in problems] == ["preflight_roles", "homeport_action"]
+    assert all(p.error for p in problems)
