@@ -55,3 +55,11 @@ def unit_enabled(host, unit: str) -> bool:
 
 def file_mode(host, path: str) -> int:
     return host.file(path).mode
+
+
+def status_document(host, state_dir: str = "/var/lib/homeport", prometheus_url: str = "") -> dict:
+    """The host's status document as `homeport status` gathers it: the module homeport.homeport.homeport_status
+    (plugins/modules/homeport_status.py) run on the target through ansible (read-only, so in check mode too)."""
+    args = f"state_dir={shlex.quote(state_dir)} prometheus_url={shlex.quote(prometheus_url)}"
+    result = host.ansible("homeport.homeport.homeport_status", args, check=False)
+    return result["status"]

@@ -11,8 +11,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-import yaml
-from homeport_testinfra import is_macsim, run_ok, sim_calls, unit_enabled
+from homeport_testinfra import is_macsim, run_ok, sim_calls, status_document, unit_enabled
 
 from homeport import status as status_report
 
@@ -86,12 +85,10 @@ def test_status_file_records_success(dind):
 
 
 def test_homeport_status_shows_the_drill(dind):
-    """The status program of `homeport status` (roles/homeport/tasks/status.yml) on this host, summarised as
+    """The status module of `homeport status` (roles/homeport/tasks/status.yml) on this host, summarised as
     `homeport status --json` does: the drill's result and duration are in the host's backup section."""
-    tasks = yaml.safe_load((Path(__file__).parents[3] / "roles/homeport/tasks/status.yml").read_text(encoding="utf-8"))
-    program = tasks[0]["vars"]["_homeport_status_program"].replace("{% raw %}", "").replace("{% endraw %}", "")
-    raw = run_ok(dind, f"python3 -c {shlex.quote(program)} /var/lib/homeport ''")
-    summary = status_report.summarise_host(json.loads(raw), now=dt.datetime.now(dt.UTC))
+    raw = status_document(dind)  # the status module of roles/homeport/tasks/status.yml
+    summary = status_report.summarise_host(raw, now=dt.datetime.now(dt.UTC))
     drill = summary["backup"]["drill"]
     assert drill["ok"] is True and drill["duration_seconds"] > 0 and drill["age_days"] is not None
     assert not [w for w in summary["warnings"] if "drill" in w]
