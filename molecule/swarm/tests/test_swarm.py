@@ -10,8 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
-from homeport_testinfra import run_ok
+from homeport_testinfra import run_ok, status_document
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "tok-stack-test-5f1c8a"  # tests/stack/vars.yml
@@ -131,11 +130,7 @@ def test_overlay_network_mtu(host):
 def test_status_program_reports_nodes_and_replicas(host):
     if not on_manager(host):
         pytest.skip("the manager reports the swarm")
-    tasks = yaml.safe_load((ROOT / "roles" / "homeport" / "tasks" / "status.yml").read_text())
-    program = tasks[0]["vars"]["_homeport_status_program"]
-    program = program.replace("{% raw %}", "").replace("{% endraw %}", "")
-    run_ok(host, f"cat > /tmp/homeport-status.py <<'PY'\n{program}\nPY")
-    doc = json.loads(run_ok(host, "python3 /tmp/homeport-status.py /var/lib/homeport"))
+    doc = status_document(host)  # the status module of roles/homeport/tasks/status.yml
     sw = doc["swarm"]
     assert sw["manager"] is True
     assert {n["hostname"] for n in sw["nodes"]} == {"swarm-node1", "swarm-node2", "swarm-node3"}
