@@ -9,7 +9,7 @@ MOLECULE_JOBS ?= 2
 UNIT_JOBS ?= 2
 SCENARIO ?=
 
-.PHONY: help setup collection-link images lint unit compat molecule test demo bootstrap bench role-docs clean
+.PHONY: help setup collection-link images lint lint-ruff lint-yaml lint-ansible lint-types unit compat molecule test demo bootstrap bench role-docs clean
 
 help:
 	@echo "make demo        sandbox host in Docker: bootstrap, deploy a small stack, status, backup (needs only Docker)"
@@ -36,12 +36,24 @@ images: setup
 # Python programs without a .py name (host scripts, the macOS-sim doubles, image boot steps): found by their shebang
 PY_SCRIPTS = $(shell grep -lsE '^\#!.*python' roles/*/files/* tests/doubles/bin/* src/homeport/images/* 2>/dev/null)
 
-lint: setup
-	@echo "ruff: the .py files under src tests molecule bench plugins roles, and $(words $(PY_SCRIPTS)) extensionless Python scripts"
-	$(BIN)/ruff check src tests molecule bench plugins roles $(PY_SCRIPTS)
-	$(BIN)/ruff format --check src tests molecule bench plugins roles $(PY_SCRIPTS)
+# `make lint` = these four; .pre-commit-config.yaml runs the same targets (without `setup`, which may install)
+RUFF_PATHS = src tests molecule bench plugins roles $(PY_SCRIPTS)
+lint: setup lint-ruff lint-yaml lint-ansible lint-types
+
+lint-ruff:
+	@echo "ruff: $$($(BIN)/ruff check --show-files $(RUFF_PATHS) | wc -l) files (the .py files under src tests molecule bench plugins roles, and $(words $(PY_SCRIPTS)) extensionless Python scripts)"
+	$(BIN)/ruff check $(RUFF_PATHS)
+	$(BIN)/ruff format --check $(RUFF_PATHS)
+
+lint-yaml:
+	@echo "yamllint: $$($(BIN)/yamllint --list-files . | wc -l) files"
 	$(BIN)/yamllint -s .
+
+lint-ansible:  # ansible-lint prints the number of files it checked ("... on N files")
 	$(BIN)/ansible-lint --offline
+
+lint-types:  # mypy on src/ and plugins/ ([tool.mypy] in pyproject.toml); prints "... in N source files"
+	$(BIN)/mypy
 
 unit: setup
 	@$(BIN)/python -c "import ansible.release, mitogen; print('unit tests on ansible-core', ansible.release.__version__, 'with mitogen', '.'.join(map(str, mitogen.__version__)))"

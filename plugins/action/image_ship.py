@@ -31,6 +31,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -105,7 +106,7 @@ def save_archive(refs: list[str], path: str, docker: str = "docker", compress: b
     return os.path.getsize(path)
 
 
-def ssh_argv(hostvars: dict, env: dict | None = None) -> list[str] | None:
+def ssh_argv(hostvars: dict, env: Mapping[str, str] | None = None) -> list[str] | None:
     """ssh to the host with its inventory settings (already templated), or None for a non-SSH connection."""
     env = os.environ if env is None else env
     if str(hostvars.get("ansible_connection") or "ssh") not in SSH_CONNECTIONS:

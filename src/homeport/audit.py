@@ -139,10 +139,10 @@ def parse_nmap_xml(text: str) -> dict[str, list[int]]:
         if port.get("protocol") != "tcp":
             continue
         state = port.find("state")
-        name = state.get("state") if state is not None else "unknown"
-        states.setdefault(name, []).append(int(port.get("portid")))
+        name = (state.get("state") if state is not None else None) or "unknown"
+        states.setdefault(name, []).append(int(port.get("portid") or 0))
     hosts_up = [
-        h for h in root.iter("host") if (h.find("status") is not None and h.find("status").get("state") == "up")
+        h for h in root.iter("host") if (status := h.find("status")) is not None and status.get("state") == "up"
     ]
     states["_hosts_up"] = [len(hosts_up)]
     return states
@@ -356,18 +356,21 @@ class Relay:
 
     def _pipe(self, conn: socket.socket) -> None:
         proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        stdin, stdout = proc.stdin, proc.stdout
+        if stdin is None or stdout is None:  # both are pipes (subprocess.PIPE): never None
+            return
 
         def upstream():
             with contextlib.suppress(OSError):
                 while data := conn.recv(65536):
-                    proc.stdin.write(data)
-                    proc.stdin.flush()
+                    stdin.write(data)
+                    stdin.flush()
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                stdin.close()
 
         threading.Thread(target=upstream, daemon=True).start()
         with contextlib.suppress(OSError):
-            while data := proc.stdout.read1(65536):
+            while data := stdout.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader (bufsize=-1)
                 conn.sendall(data)
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)  # wakes the upstream thread's recv (close alone would not)
@@ -531,7 +534,7 @@ def lynis_tree(source: Path | None = None) -> bytes:
     return buf.getvalue()
 
 
-def check_lynis(target: Target, tree: bytes, min_index: int, accepted: dict[str, str]) -> CheckResult:
+def check_lynis(target: Target, tree: bytes | None, min_index: int, accepted: dict[str, str]) -> CheckResult:
     r = run_on_host(target, LYNIS_REMOTE, stdin=tree, timeout=LYNIS_TIMEOUT)
     if r.returncode != 0:
         return CheckResult("lynis", "error", f"lynis did not run: {r.stderr.decode(errors='replace').strip()[-200:]}")

@@ -21,7 +21,7 @@ from homeport.runner import RunOptions, run_playbook
 try:
     from typer._click.exceptions import UsageError
 except ImportError:  # typer releases that use click directly
-    from click.exceptions import UsageError
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 failure (a task failed, see the message); 2 drift found (`homeport drift`); "

@@ -261,7 +261,7 @@ class EventHandler:
             "rescued": "rescued",
             "ignored": "ignored",
         }
-        hosts = set()
+        hosts: set[str] = set()
         for key in keys:
             hosts.update((data.get(key) or {}).keys())
         self.record.recap = {h: {name: int((data.get(k) or {}).get(h, 0)) for k, name in keys.items()} for h in hosts}

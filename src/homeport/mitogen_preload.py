@@ -217,7 +217,7 @@ def compatibility_problems() -> list[str]:
         if isinstance(expected, type):
             if not isinstance(obj, expected):
                 problems.append(f"{dotted} is a {type(obj).__name__}, not a {expected.__name__}")
-            elif expected is dict and not callable(obj.get("ssh")):
+            elif isinstance(obj, dict) and not callable(obj.get("ssh")):
                 problems.append(f"{dotted} has no ssh method")
             continue
         try:

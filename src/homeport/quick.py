@@ -28,9 +28,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeport.runner import SSH_ARGS, control_path_dir
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -416,8 +419,10 @@ def render_ps(console, host: Host, rows: list[dict[str, Any]]) -> None:
         console.print(f"{host.name}: no container of the stack {host.project!r} (homeport deploy)")
         return
     table = Table(title=f"{host.name} · stack {host.project}", title_justify="left", box=None, pad_edge=False)
-    for col, justify in (("service", "left"), ("container", "left"), ("state", "left"), ("health", "left"),
-                         ("memory", "right"), ("limit", "right"), ("restarts", "right")):  # fmt: skip
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("service", "left"), ("container", "left"), ("state", "left"), ("health", "left"), ("memory", "right"),
+        ("limit", "right"), ("restarts", "right"))  # fmt: skip
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for r in rows:
         good = r["state"] == "running" and r["health"] in (None, "healthy")

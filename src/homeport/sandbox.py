@@ -17,9 +17,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 
 from homeport import paths
 
@@ -408,7 +409,7 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
     s.seconds = round(time.monotonic() - t0, 1)
     if not json_mode:
         status_report.render(console, summary)
-    host_summary = next(iter(summary["hosts"].values()), {})
+    host_summary: dict[str, Any] = next(iter(summary["hosts"].values()), {})
     containers = [c for c in host_summary.get("containers", []) if c.get("project") == DEMO_PROJECT]
     healthy = [c for c in containers if c["state"] == "running" and c["health"] == "healthy"]
     mem = host_summary.get("memory", {})
@@ -438,7 +439,13 @@ def render_steps(console: Console, steps: list[Step]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title="homeport demo: time per step", title_justify="left")
-    for col, justify in (("step", "left"), ("seconds", "right"), ("changed", "right"), ("result", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("step", "left"),
+        ("seconds", "right"),
+        ("changed", "right"),
+        ("result", "left"),
+    )
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for s in steps:
         result = ("ok" if s.ok else "FAILED") + (f": {s.detail}" if s.detail else "")

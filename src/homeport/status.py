@@ -45,7 +45,7 @@ import statistics
 import time
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -82,6 +82,8 @@ def parse_service_size(text: str) -> float | None:
 
     where = paths.content_root() / "plugins/module_utils/sizes.py"  # stdlib only (the filter needs ansible)
     spec = importlib.util.spec_from_file_location("homeport_sizes", where)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {where}")
     sizes = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sizes)
     try:
@@ -295,8 +297,8 @@ def summarise_host(
     else:
         success, failure = _parse_time(raw_backup.get("last_success")), _parse_time(raw_backup.get("last_failure"))
         age = round((now - success).total_seconds() / 3600, 1) if success else None
-        ok = bool(success) and (failure is None or failure < success) and age is not None
-        ok = ok and age <= BACKUP_MAX_AGE_HOURS
+        ok = success is not None and (failure is None or failure < success)
+        ok = ok and age is not None and age <= BACKUP_MAX_AGE_HOURS
         backup = {
             "last_success": raw_backup.get("last_success"),
             "last_failure": raw_backup.get("last_failure"),
@@ -436,14 +438,15 @@ def _host_panel(host: str, s: dict[str, Any]) -> Panel:
     body: list = list(lines)
     if s["containers"]:
         table = Table(box=None, pad_edge=False, show_edge=False)
-        for col, justify in (
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
             ("container", "left"),
             ("state", "left"),
             ("health", "left"),
             ("restarts", "right"),
             ("memory", "right"),
             ("limit", "right"),
-        ):
+        )
+        for col, justify in columns:
             table.add_column(col, justify=justify)
         for c in s["containers"]:
             healthy = c["state"] == "running" and c["health"] in (None, "healthy")
@@ -481,8 +484,10 @@ def _monitoring_lines(mon: dict[str, Any] | None) -> list:
     lines: list = []
     if mon["availability"]:
         table = Table(box=None, pad_edge=False, show_edge=False)
-        for col, justify in (("service", "left"), ("1 day", "right"), ("7 days", "right"), ("30 days", "right"),
-                             ("probe", "right"), ("restarts 1d", "right")):  # fmt: skip
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("service", "left"), ("1 day", "right"), ("7 days", "right"), ("30 days", "right"), ("probe", "right"),
+            ("restarts 1d", "right"))  # fmt: skip
+        for col, justify in columns:
             table.add_column(col, justify=justify)
         for svc, periods in mon["availability"].items():
             latency = mon["latency_ms"].get(svc)
@@ -520,7 +525,12 @@ def _swarm_lines(sw: dict[str, Any] | None) -> list:
             n["engine"] or "?",
         )
     services = Table(box=None, pad_edge=False, show_edge=False)
-    for col, justify in (("swarm service", "left"), ("replicas", "right"), ("image", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("swarm service", "left"),
+        ("replicas", "right"),
+        ("image", "left"),
+    )
+    for col, justify in columns:
         services.add_column(col, justify=justify)
     for sv in sw["services"]:
         full = sv["running"] is not None and sv["running"] == sv["desired"]

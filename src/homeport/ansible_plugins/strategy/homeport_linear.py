@@ -31,5 +31,5 @@ if not mitogen_preload.install():
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
+class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[valid-type,misc]  # run-time class
     pass
