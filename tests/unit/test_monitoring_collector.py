@@ -335,3 +335,81 @@ def test_label_values_are_escaped():
     m = hm.Metrics()
     m.add("x", "gauge", "h", 1, name='a"b\\c\nd')
     assert 'x{name="a\\"b\\\\c\\nd"} 1' in m.render()
+
+
+# --- the last drift check (the record playbooks/drift.yml writes) ------------------------------------------------
+
+
+def test_drift_check_record(tmp_path, docker):
+    record = tmp_path / "drift.json"
+    path, _ = config(tmp_path, docker, drift_status_file=str(record))
+    assert not [n for (n, _lab) in run(path) if n.startswith("homeport_drift_")]  # never checked: nothing
+    record.write_text(json.dumps({"last_check": "2026-12-01T08:00:05Z", "changes": 3, "fixed": 0, "mode": "check"}))
+    m = run(path)
+    assert value(m, "homeport_drift_last_check_timestamp_seconds") == epoch("2026-12-01T08:00:05+00:00")
+    assert value(m, "homeport_drift_changes") == 3
+    assert value(m, "homeport_drift_result") == 2
+    record.write_text(json.dumps({"last_check": "2026-12-02T08:00:00Z", "changes": 0, "fixed": 3, "mode": "fix"}))
+    m = run(path)
+    assert value(m, "homeport_drift_changes") == 0 and value(m, "homeport_drift_result") == 0
+    record.write_text("{not json")
+    m = run(path)
+    assert value(m, "homeport_collector_errors") == 1
+    assert not [n for (n, _lab) in m if n.startswith("homeport_drift_")]
+
+
+# --- the Colima VM's memory pressure (Linux PSI inside the VM, through `colima ssh`) ------------------------------
+
+COLIMA_DOUBLE = ROOT / "tests" / "doubles" / "bin" / "colima"
+
+
+def sim_colima(tmp_path, vm: dict) -> Path:
+    """The macOS-sim colima double (tests/doubles/bin/colima) with its state in tmp_path: `colima list --json` and
+    `colima ssh -- cat /proc/pressure/memory` answer from the VM state written here."""
+    state = tmp_path / "sim"
+    (state / "colima").mkdir(parents=True, exist_ok=True)
+    (state / "colima" / "default.json").write_text(
+        json.dumps(
+            {
+                "status": "Running",
+                "config": {"arch": "aarch64", "cpu": 4, "memory": 8, "disk": 60, "runtime": "docker"},
+                **vm,
+            }
+        )
+    )
+    exe = tmp_path / "bin" / "colima"
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_text(f'#!/bin/sh\nHOMEPORT_SIM_STATE={state} exec python3 {COLIMA_DOUBLE} "$@"\n')
+    exe.chmod(0o755)
+    return exe
+
+
+def test_psi_format_of_the_kernel():
+    # Documentation/accounting/psi.rst: "some avg10=0.00 avg60=0.00 avg300=0.00 total=0" and a "full" line
+    text = "some avg10=1.50 avg60=20.25 avg300=3.00 total=123456789\nfull avg10=0.00 avg60=0.10 avg300=0.00 total=42\n"
+    assert hm.parse_psi(text) == {
+        "some": {"avg10": 1.5, "avg60": 20.25, "avg300": 3.0, "total": 123456789.0},
+        "full": {"avg10": 0.0, "avg60": 0.1, "avg300": 0.0, "total": 42.0},
+    }
+    assert hm.parse_psi("") == {} and hm.parse_psi("some avg10=x") == {}
+
+
+def test_colima_memory_pressure_from_inside_the_vm(tmp_path, docker):
+    colima = sim_colima(tmp_path, {"pressure_memory": {"some": [12.5, 30.1, 8, 123456789], "full": [1, 2, 3, 4000000]}})
+    path, _ = config(tmp_path, docker, colima=str(colima), colima_profile="default")
+    m = run(path)
+    assert value(m, "homeport_colima_running", profile="default") == 1
+    assert value(m, "homeport_colima_memory_pressure_waiting_seconds_total", profile="default") == 123.456789
+    assert value(m, "homeport_colima_memory_pressure_stalled_seconds_total", profile="default") == 4.0
+    calls = [json.loads(line) for line in (tmp_path / "sim" / "calls.log").read_text().splitlines()]
+    assert ["colima", "ssh", "-p", "default", "--", "cat", "/proc/pressure/memory"] in calls
+
+
+def test_a_stopped_vm_is_not_asked_for_pressure(tmp_path, docker):
+    colima = sim_colima(tmp_path, {"status": "Stopped"})
+    path, _ = config(tmp_path, docker, colima=str(colima))
+    m = run(path)
+    assert value(m, "homeport_colima_running", profile="default") == 0
+    assert not [n for (n, _lab) in m if "pressure" in n]
+    calls = (tmp_path / "sim" / "calls.log").read_text()
+    assert '"ssh"' not in calls and value(m, "homeport_collector_errors") == 0

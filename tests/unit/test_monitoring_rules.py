@@ -346,6 +346,54 @@ TESTS = [
             silent("MetricsCollectorStale", "27h"),
         ],
     },
+    {
+        # the last `homeport drift` check: found drift at the second check, then no check for more than 2 days
+        "interval": "1h",
+        "input_series": [
+            {"series": 'homeport_drift_changes{job="node"}', "values": "0 3 3"},
+            {"series": 'homeport_drift_last_check_timestamp_seconds{job="node"}', "values": "0 3600x60"},
+        ],
+        "alert_rule_test": [
+            silent("DriftDetected", "0h"),
+            alert(
+                "DriftDetected",
+                "1h",
+                {"job": "node"},
+                "The last homeport drift check found 3 tasks that would change; `homeport drift` shows them, "
+                "`homeport drift --fix` repairs.",
+                severity="warning",
+            ),
+            silent("DriftCheckStale", "49h"),
+            alert(
+                "DriftCheckStale",
+                "50h",
+                {"job": "node"},
+                "The last homeport drift check is 2d 1h 0m 0s old (threshold 2 d).",
+                severity="warning",
+            ),
+        ],
+    },
+    {
+        # tasks in the Colima VM wait for memory 5 % of the time (PSI some), then 30 % of the time
+        "interval": "1m",
+        "input_series": [
+            {
+                "series": 'homeport_colima_memory_pressure_waiting_seconds_total{job="node",profile="default"}',
+                "values": "0+3x10 48+18x20",
+            },
+        ],
+        "alert_rule_test": [
+            silent("ColimaMemoryPressure", "10m"),
+            alert(
+                "ColimaMemoryPressure",
+                "25m",
+                {"job": "node", "profile": "default"},
+                "Tasks in the Colima VM default waited for memory 30% of the time (threshold 10%); raise colima_memory "
+                "or lower the stack's limits.",
+                severity="warning",
+            ),
+        ],
+    },
 ]
 
 
