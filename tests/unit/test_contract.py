@@ -138,3 +138,15 @@ def test_backup_vars_refuse_an_unknown_action():
         contract.BACKUP_RESTORE_SNAPSHOT.name: "latest",
         contract.BACKUP_RESTORE_TARGET.name: "/r",
     }
+
+
+def test_pre_commit_runs_exactly_the_lint_targets_of_make_lint():
+    """The other contract of the tree: a commit hook and `make lint` cannot drift apart (a check added to one only)."""
+    makefile = (ROOT / "Makefile").read_text()
+    (prereqs,) = re.findall(r"^lint: (.+)$", makefile, flags=re.M)
+    targets = [t for t in prereqs.split() if t != "setup"]
+    for target in targets:
+        assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), f"Makefile has no target {target}"
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    assert sorted(h["entry"] for h in hooks) == sorted(f"make {t}" for t in targets)
+    assert all(h["language"] == "system" and h["pass_filenames"] is False for h in hooks)
