@@ -8,8 +8,9 @@
   runtime's memory; services without a limit or without a restart policy are reported.
 - ``stack_port_violations``: published ports that bind to anything but the allowed addresses.
 - ``stack_config_summary``: the config without environment (safe to log).
-- ``stack_release_plan`` / ``stack_lock_state`` / ``stack_tree_hash``: release bookkeeping, the deploy lock and
-  the content hash that tags images built from synced sources.
+- ``stack_release_plan`` / ``stack_lock_state`` / ``stack_tree_hash``: release bookkeeping, the deploy lock (judged
+  by plugins/module_utils/stack_lock.py, shared with the stack_lock module) and the content hash that tags images
+  built from synced sources.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homeport.homeport.plugins.filter.sizes import to_bytes as _size
+from ansible_collections.homeport.homeport.plugins.module_utils.stack_lock import stack_lock_state
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -536,29 +538,6 @@ def stack_release_plan(releases, current=None, keep=5, parent=None):
         prune.append(n)
         surplus -= 1
     return {"releases": names, "current": current if current in names else None, "previous": previous, "prune": prune}
-
-
-def stack_lock_state(lock, now, timeout, owner_alive=None):
-    """Judge an existing lock file's content ({owner, pid, time}) at epoch ``now``: ``stale`` when older than
-    ``timeout`` seconds (or unreadable), or at once when ``owner_alive`` is False (the lock was taken from this
-    controller and its process is gone: an interrupted or killed run); with a message naming the owner."""
-    if not isinstance(lock, dict):
-        return {"stale": True, "age": None, "message": "unreadable lock file (taking it over)"}
-    try:
-        age = int(float(now) - float(lock.get("time", 0)))
-    except (TypeError, ValueError):
-        return {"stale": True, "age": None, "message": "lock file without a time (taking it over)"}
-    who = f"{lock.get('owner', '?')} (pid {lock.get('pid', '?')}, action {lock.get('action', '?')})"
-    if owner_alive is False or str(owner_alive).lower() == "false":
-        return {"stale": True, "age": age, "message": f"stale lock of {who}: that run is gone (taking it over)"}
-    if age > int(timeout):
-        return {"stale": True, "age": age, "message": f"stale lock of {who}, {age}s old (taking it over)"}
-    return {
-        "stale": False,
-        "age": age,
-        "message": f"another deploy is running: locked by {who} {age}s ago; wait for it to finish, or remove the "
-        f"lock if that run is dead (it is taken over after {int(timeout)}s)",
-    }
 
 
 def stack_tree_hash(path, exclude=None):
