@@ -88,11 +88,7 @@ def _create(path, lock):
     is then linked to the lock name: link(2) fails with EEXIST when the name exists, and the name never shows an
     incomplete file. Where the file system has no hard links, the lock name is created with ``O_EXCL`` directly."""
     tmp = f"{path}.{lock.get('token', 'new')}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, _content(lock))
-    finally:
-        os.close(fd)
+    _write_new(tmp, lock)
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -106,14 +102,19 @@ def _create(path, lock):
 
 def _create_in_place(path, lock):
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _write_new(path, lock)
     except FileExistsError:
         return False
+    return True
+
+
+def _write_new(path, lock):
+    """Write the lock into a file that must not exist yet (O_CREAT | O_EXCL, mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, _content(lock))
     finally:
         os.close(fd)
-    return True
 
 
 def _needs_owner_check(existing, lock, judged_token):

@@ -44,6 +44,18 @@ def test_first_run_creates_the_lock_atomically(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_without_hard_links_the_lock_name_is_created_exclusively(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(sl.os, "link", no_links)
+    path = lock_file(tmp_path)
+    assert sl.acquire(path, ANA, 1800, 1000)["acquired"]
+    assert not sl.acquire(path, BEN, 1800, 1000)["acquired"]
+    assert sorted(os.listdir(tmp_path)) == [".deploy.lock"]  # no temporary file left behind
+    assert json.loads(Path(path).read_text())["token"] == "tokAna"
+
+
 def test_a_second_run_is_refused_with_the_holder_named(tmp_path):
     path = lock_file(tmp_path)
     sl.acquire(path, BEN, 1800, 1000)
