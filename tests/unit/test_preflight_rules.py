@@ -9,6 +9,8 @@ site.yml's any_errors_fatal: one refused host stops a valid host from changing a
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -203,3 +205,86 @@ def test_bootstrap_checks_the_swarm_before_any_change(project, out):
     text = " ".join(out.export_text().split())
     assert "swarm_managers: 2 managers (n1, n2) must be an odd number (1, 3, 5)" in text
     assert not any(project.glob("marker-*"))
+
+
+# Rules that read what only a real host has (sshd's settings in effect, the admin user's keys; the Mac's CPUs through
+# the macOS-sim doubles of tests/doubles, as molecule/_shared/prepare-macsim.yml installs them): the same proof
+# through cli.execute, against one Debian 13 container reached with the docker connection. Each row is a host of the
+# inventory (all of them that container) with one broken value; the marker on the container is the pending change.
+HOST_RULES = [
+    (
+        "hardening-lockout-key",
+        {"homeport_roles": ["hardening"], "homeport_os_family": "Debian", "homeport_admin_user": "nokey"},
+        "hardening: lockout guard - the admin user 'nokey' has no valid public key in /home/nokey/.ssh/authorized_keys",
+    ),
+    (
+        "hardening-allow-users",
+        {"homeport_roles": ["hardening"], "homeport_os_family": "Debian", "hardening_ssh_allow_users": ["someone"]},
+        "hardening: invalid SSH settings. hardening_ssh_allow_users must be a non-empty list of user names that "
+        "contains hardening_admin_user ('admin'",
+    ),
+    (
+        "colima-cpu-over-the-mac",
+        {"homeport_roles": ["runtime"], "homeport_os_family": "Darwin", "colima_cpu": 64},
+        "colima_cpu: 64 must not exceed the Mac's",
+    ),
+    (
+        "colima-disk",
+        {"homeport_roles": ["runtime"], "homeport_os_family": "Darwin", "colima_disk": 5},
+        "colima_disk must be >= 10 GiB (got 5)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def sim_host():
+    """A Debian 13 container with sshd's config, an admin user with a key and passwordless sudo
+    (as on the Mac), a user without a key, and the macOS-sim
+    doubles on PATH (tests/doubles/install.sh, as the sim lane's prepare does)."""
+    name = f"preflight-rules-{os.getpid()}"
+    subprocess.run(
+        ["docker", "run", "-d", "--rm", "--name", name, "--entrypoint", "sleep", "homeport/debian:13", "infinity"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(["docker", "cp", f"{ROOT}/tests/doubles/.", f"{name}:/opt/homeport-sim/"], check=True)
+        setup = (
+            "set -e; sh /opt/homeport-sim/install.sh /opt/homeport-sim >/dev/null; mkdir -p /run/sshd;"
+            " useradd -m admin; useradd -m nokey;"
+            " echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin;"
+            " install -d -m 0700 -o admin /home/admin/.ssh;"
+            " ssh-keygen -q -t ed25519 -N '' -f /tmp/k;"
+            " install -m 0600 -o admin /tmp/k.pub /home/admin/.ssh/authorized_keys"
+        )
+        subprocess.run(["docker", "exec", name, "sh", "-c", setup], check=True, capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_host_rules_refuse_before_any_change(project, out, sim_host):
+    base = {
+        "ansible_connection": "docker",
+        "ansible_host": sim_host,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "homeport_admin_user": "admin",
+    }
+    hosts = {name: {**base, **broken, "marker_path": f"/tmp/marker-{name}"} for name, broken, _ in HOST_RULES}
+    path = project / "hosts.yml"
+    path.write_text(yaml.safe_dump({"homeport": {"hosts": hosts}}))
+    code = _run("preflight_roles_marker.yml", path, out)
+    text = out.export_text()
+    assert code == events.EXIT_INVALID, text
+    markers = subprocess.run(
+        ["docker", "exec", sim_host, "sh", "-c", "ls /tmp/marker-* 2>/dev/null || true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert markers.strip() == "", f"the play went past the preflight: {markers}"
+    for name, _broken, message in HOST_RULES:
+        block = text.split(f"{name}: ", 1)[-1]
+        assert message in " ".join(block.split()), f"{name}: expected {message!r} in\n{text}"
