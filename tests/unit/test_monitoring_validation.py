@@ -58,6 +58,16 @@ RULES = [
         "monitoring_alert_backup_max_age_hours: 0 must be a number greater than 0",
     ),
     (
+        "colima-pressure",
+        {"monitoring_alert_colima_memory_pressure_percent": 0},
+        "monitoring_alert_colima_memory_pressure_percent: 0 must be a number between 0 and 100 (exclusive)",
+    ),
+    (
+        "drift-check-age",
+        {"monitoring_alert_drift_check_max_age_days": -1},
+        "monitoring_alert_drift_check_max_age_days: -1 must be a number greater than 0",
+    ),
+    (
         "probe-timeout",
         {"monitoring_probe_timeout": "1m", "monitoring_scrape_interval": "30s"},
         "monitoring_probe_timeout: 1m must be shorter than monitoring_scrape_interval (30s)",

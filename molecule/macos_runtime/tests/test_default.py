@@ -105,7 +105,7 @@ def test_launchdaemon_loaded_and_vm_running(host):
     assert state["status"] == "Running"
     assert state["config"]["vmType"] == "vz" and state["config"]["cpu"] == 4
     # the VM was started by launchd running the plist's program as admin, not by the role directly
-    execs = [c for c in sim_calls(host) if c and c[0] == "launchd-exec"]
+    execs = [c for c in sim_calls(host) if c and c[0] == "launchd-exec" and c[1] == "system/com.homeport.colima"]
     assert execs and execs[-1][1:] == [
         "system/com.homeport.colima",
         "/bin/sh",
@@ -121,7 +121,7 @@ def test_launchdaemon_loaded_and_vm_running(host):
 def test_idempotent_run_did_not_restart(host):
     # converge + idempotence: the VM was created once and started once
     assert vm(host)["starts"] == 1
-    assert len([c for c in sim_calls(host, "launchctl") if c[1] == "bootstrap"]) == 1
+    assert len([c for c in sim_calls(host, "launchctl") if c[1] == "bootstrap" and c[-1] == PLIST]) == 1
 
 
 def test_docker_context_and_plugins(host):
@@ -132,6 +132,91 @@ def test_docker_context_and_plugins(host):
     assert "Docker Buildx version" in as_admin(host, f"{PREFIX}/bin/docker buildx version")
     info = json.loads(as_admin(host, f"{PREFIX}/bin/docker info --format '{{{{json .}}}}'"))
     assert info["LoggingDriver"] == "json-file" and info["LiveRestoreEnabled"] is True
+
+
+# --- monitoring: Homebrew formulae run as LaunchDaemons on the Mac (the brew double's stand-ins, see its docstring)
+
+MONITORING = {  # label -> (the formula's binary under the prefix, the port it must listen on, 127.0.0.1 only)
+    "com.homeport.monitoring.prometheus": (f"{PREFIX}/bin/prometheus", 9090),
+    "com.homeport.monitoring.alertmanager": (f"{PREFIX}/bin/alertmanager", 9093),
+    "com.homeport.monitoring.node-exporter": (f"{PREFIX}/bin/node_exporter", 9100),
+    "com.homeport.monitoring.blackbox-exporter": (f"{PREFIX}/bin/blackbox_exporter", 9115),
+}
+COLLECTOR = "com.homeport.monitoring.collector"
+TEXTFILE = f"{PREFIX}/var/homeport-monitoring/textfile/homeport.prom"
+
+
+def test_monitoring_formulae_installed_as_admin(host):
+    state = json.loads(sim_state(host, "brew", "state.json"))
+    assert {"prometheus", "alertmanager", "node_exporter", "blackbox_exporter"} <= set(state["formulae"])
+    for exe in ("prometheus", "promtool", "alertmanager", "amtool", "node_exporter", "blackbox_exporter"):
+        assert host.file(f"{PREFIX}/bin/{exe}").is_symlink
+    # the configuration files went through promtool / amtool (the role's validate:)
+    assert [c for c in sim_calls(host, "promtool") if c[1:3] == ["check", "rules"]]
+    assert [c for c in sim_calls(host, "promtool") if c[1:3] == ["check", "config"]]
+    assert [c for c in sim_calls(host, "amtool") if c[1] == "check-config"]
+
+
+def test_monitoring_launchdaemons_parse_and_pass_plutil(host):
+    paths = [f"/Library/LaunchDaemons/{label}.plist" for label in [*MONITORING, COLLECTOR]]
+    out = run_ok(host, "plutil -lint " + " ".join(paths))
+    assert out.splitlines() == [f"{p}: OK" for p in paths]
+    for label, path in zip([*MONITORING, COLLECTOR], paths, strict=True):
+        f = host.file(path)
+        assert f.user == "root" and f.mode == 0o644
+        data = plistlib.loads(f.content)
+        assert data["Label"] == label and data["UserName"] == "admin" and data["RunAtLoad"] is True
+        if label in MONITORING:
+            binary, port = MONITORING[label]
+            assert data["ProgramArguments"][0] == binary and data["KeepAlive"] is True
+            assert f"--web.listen-address=127.0.0.1:{port}" in data["ProgramArguments"]
+        else:
+            assert data["ProgramArguments"][1:2] == ["/usr/local/libexec/homeport-metrics"]
+            assert data["StartInterval"] == 30 and data["EnvironmentVariables"]["HOME"] == ADMIN_HOME
+
+
+def test_monitoring_daemons_loaded_running_as_admin_on_localhost_only(host):
+    for label in MONITORING:
+        out = run_ok(host, f"launchctl print system/{label}")
+        assert "state = running" in out and "username = admin" in out, out
+    # the processes launchd started: the admin's, one per daemon
+    procs = [ln.split(None, 1) for ln in run_ok(host, "ps -eo user:20,args").splitlines() if "--sim-standin" in ln]
+    daemons = {args.split("--sim-standin ", 1)[1].split()[0]: user for user, args in procs}
+    assert daemons == {b.rsplit("/", 1)[1]: "admin" for b, _ in MONITORING.values()}
+    listening = {}
+    for line in run_ok(host, "ss -Hltn").splitlines():
+        local = line.split()[3]
+        addr, _, port = local.rpartition(":")
+        listening.setdefault(int(port), set()).add(addr)
+    for _binary, port in MONITORING.values():
+        assert listening.get(port) == {"127.0.0.1"}, (port, listening.get(port))
+
+
+def test_collector_runs_as_admin_and_reports_the_vm_memory_pressure(host):
+    out = run_ok(host, f"launchctl print system/{COLLECTOR}")
+    assert "username = admin" in out and "last exit code = 0" in out, out
+    # the VM comes under memory pressure; launchd's next StartInterval run (kickstart) exports it
+    run_ok(
+        host,
+        "python3 -c \"import json; p='/var/lib/homeport-sim/colima/default.json'; d=json.load(open(p)); "
+        "d['pressure_memory']={'some': [12.5, 30.1, 8, 42000000], 'full': [0, 0.5, 0, 1500000]}; "
+        "json.dump(d, open(p, 'w'))\"",
+    )
+    run_ok(host, f"launchctl kickstart -k system/{COLLECTOR}")
+    metrics = ""
+    for _ in range(60):  # poll: the collector runs detached under the launchd double
+        metrics = run_ok(
+            host,
+            "python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:9100/metrics').read().decode())\"",
+        )
+        if 'homeport_colima_memory_pressure_waiting_seconds_total{profile="default"} 42.0' in metrics:
+            break
+        host.run("sleep 0.5")
+    assert 'homeport_colima_memory_pressure_waiting_seconds_total{profile="default"} 42.0' in metrics, metrics
+    assert 'homeport_colima_memory_pressure_stalled_seconds_total{profile="default"} 1.5' in metrics
+    assert 'homeport_colima_running{profile="default"} 1' in metrics
+    assert host.file(TEXTFILE).user == "admin"
+    assert ["colima", "ssh", "-p", "default", "--", "cat", "/proc/pressure/memory"] in sim_calls(host, "colima")
 
 
 # --- drift protection (extra playbook runs; keep these last, the final one restores the converged state) -------
