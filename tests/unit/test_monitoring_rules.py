@@ -9,6 +9,7 @@ promtool and amtool come from Debian's prometheus/prometheus-alertmanager packag
 from __future__ import annotations
 
 import json
+import os
 import plistlib
 import shutil
 import subprocess
@@ -512,7 +513,8 @@ def test_launchdaemons_are_valid_plists(tmp_path):
         plists[key] = plistlib.loads(path.read_bytes())
         plutil = shutil.which("plutil", path=str(ROOT / "tests" / "doubles" / "bin"))
         if plutil:
-            proc = subprocess.run([plutil, "-lint", str(path)], capture_output=True, text=True, check=False)
+            env = {**os.environ, "HOMEPORT_SIM_STATE": str(tmp_path / "sim")}  # the double's call log stays here
+            proc = subprocess.run([plutil, "-lint", str(path)], capture_output=True, text=True, check=False, env=env)
             assert proc.returncode == 0, proc.stdout + proc.stderr
     prom = plists["prometheus"]
     assert prom["Label"] == "com.homeport.monitoring.prometheus"
@@ -527,3 +529,4 @@ def test_launchdaemons_are_valid_plists(tmp_path):
     assert collector["StartInterval"] == 30
     assert collector["ProgramArguments"][1] == "/usr/local/libexec/homeport-metrics"
     assert "KeepAlive" not in collector
+    assert collector["EnvironmentVariables"]["HOME"] == "/Users/admin"  # launchd sets no HOME; colima needs it
