@@ -173,6 +173,17 @@ def test_sftp_host_key_pinned_not_scanned(dind):
     assert known.startswith("backup-sftp12 ssh-ed25519 ")
 
 
+def test_recovered_host_took_no_backup_of_its_own(host):
+    """docs/runbook.md "The Mac Mini died" step 1: the new host's bootstrap (backup_initial_run: false) wrote no
+    snapshot over the old host's, and its timers are in place for after the recovery (recovery.yml did the rest)."""
+    if _name(host) != "backup-new13":
+        pytest.skip("recovered host only")
+    hosts = {s["hostname"] for s in _snapshots(host, SFTP_REPO)}
+    assert hosts == {"backup-dind13"}, hosts
+    assert unit_enabled(host, "homeport-backup.timer")
+    assert host.file("/srv/recovery/srv/app-config/app.yml").content_string == "key: value\n"
+
+
 def test_failure_hook_fired(dind):
     assert "backup: " in dind.file("/tmp/hook-fired").content_string
     status = json.loads(dind.file("/tmp/fail-status.json").content_string)
