@@ -75,6 +75,7 @@ TagsOpt = Annotated[list[str] | None, typer.Option("--tags", "-t", help="Only ta
 CheckOpt = Annotated[bool, typer.Option("--check", help="Dry run: report what would change, change nothing.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output (-v, -vv, -vvv).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result instead.")]
+ReleaseOpt = Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")]
 
 
 def fail(message: str, code: int = events.EXIT_INVALID) -> typer.Exit:
@@ -602,7 +603,7 @@ def audit(
 
 @sandbox_app.command("up")
 def sandbox_up(
-    release: Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")] = 13,
+    release: ReleaseOpt = 13,
 ) -> None:
     """Start the sandbox host (container homeport-sandbox) and write its inventory."""
     if release not in sandbox_host.RELEASES:
@@ -617,7 +618,7 @@ def sandbox_up(
 
 @sandbox_app.command("demo")
 def sandbox_demo(
-    release: Annotated[int, typer.Option("--release", help="Debian release of the sandbox host (12 or 13).")] = 13,
+    release: ReleaseOpt = 13,
     as_json: JsonOpt = False,
 ) -> None:
     """The main job on the sandbox, each step timed: up, bootstrap, deploy a small stack, status, a backup."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import re
+from pathlib import Path
 
 import pytest
 from conftest import write_local_inventory
@@ -139,3 +141,20 @@ def test_execute_has_one_report_per_verb_and_no_drift_switch():
     assert "drift" not in inspect.signature(cli.execute).parameters
     assert "drift" not in inspect.signature(events.render_result).parameters
     assert "drift" not in inspect.signature(events.print_json).parameters
+
+
+def test_each_option_is_declared_once():
+    """Shared options (--inventory, --limit, --json, --release, ...) are Annotated aliases used by every verb: an
+    option spelled again inline could drift from the others (another help text, another short flag)."""
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    flags = [
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "Option"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
+    assert "--inventory" in flags
+    assert sorted(f for f in set(flags) if flags.count(f) > 1) == []
