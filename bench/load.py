@@ -36,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+from homeport import paths
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "teststack"
 API_PORT = 18080  # tests/stack/vars.yml: ports ["18080:8080"], bound to 127.0.0.1 by the stack role
@@ -44,7 +46,6 @@ AGENT_MEMORY = "256m"
 AGENT_LABEL = "homeport.bench=load-agent"
 MAX_CLIENTS, MAX_SECONDS = 64, 600
 MODES = {"short": {"clients": 4, "seconds": 8}, "full": {"clients": 16, "seconds": 60}}
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # an agent: calls the API in a loop from inside the stack's network (short enough to read here)
 AGENT_CODE = (
     "import time, urllib.request\n"
@@ -66,11 +67,16 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def to_bytes(text: str) -> int:
-    """A size as docker prints or takes it: 123.4MiB, 1.2GiB, 512kB, 0B, 256m (binary multiples, as Docker)."""
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", text.strip(), re.IGNORECASE)
-    if not m:
-        raise ValueError(f"not a size: {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    """A size as docker prints it (docker stats: 123.4MiB binary, 512kB decimal, 0B) or as one configures it (256m,
+    14g: binary, docker's RAMInBytes); parsed by homeport's one size parser (plugins/module_utils/sizes.py)."""
+    sizes = paths.sizes()
+    printed = sizes.display_bytes(text)
+    if printed is not None and re.search(r"[0-9]\s*(?:[kmgtp]?i?b)\s*$", text.strip(), re.IGNORECASE):
+        return printed  # ends in B: docker printed it, the abbreviation says the base
+    try:
+        return sizes.ram_bytes(text, "size")
+    except ValueError:
+        raise ValueError(f"not a size: {text!r}") from None
 
 
 def stats_usage(lines: str, names: set[str]) -> int:

@@ -7,8 +7,11 @@ Project state: ``.homeport/`` in the current directory, or ``$HOMEPORT_HOME`` wh
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -71,3 +74,16 @@ def config_dir() -> Path:
     """Per-user configuration (the stored vault password)."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "homeport"
+
+
+@functools.cache
+def sizes() -> ModuleType:
+    """The collection's size parser (plugins/module_utils/sizes.py: docker's units, stdlib only), loaded by path so
+    the CLI, the bench and the host-side modules read sizes the same way (the collection import needs ansible)."""
+    where = content_root() / "plugins" / "module_utils" / "sizes.py"
+    spec = importlib.util.spec_from_file_location("homeport_sizes", where)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {where}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

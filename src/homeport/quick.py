@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from homeport import paths
 from homeport.runner import SSH_ARGS, control_path_dir
 
 if TYPE_CHECKING:
@@ -258,18 +259,10 @@ def pick_host(hosts: list[Host], limit: str | None) -> Host:
 
 # ---- parsing `ps` ------------------------------------------------------------------------------------------
 
-_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
-
 
 def _bytes(text: str) -> int | None:
-    text = text.strip().lower().replace(" ", "")
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            try:
-                return int(float(text[: -len(unit)]) * _UNITS[unit])
-            except ValueError:
-                return None
-    return None
+    """docker stats' MemUsage figure ("41.2MiB"): the abbreviation says binary or decimal (module_utils/sizes.py)."""
+    return paths.sizes().display_bytes(text.strip())
 
 
 def parse_ps(output: str) -> list[dict[str, Any]]:

@@ -26,10 +26,11 @@ def test_percentile_nearest_rank():
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("0B", 0), ("512kB", 512 * 1024), ("123.5MiB", int(123.5 * 1024**2)), ("1.5GiB", int(1.5 * 1024**3)),
-     ("256m", 256 * 1024**2), ("14g", 14 * 1024**3)],
+    [("0B", 0), ("512kB", 512 * 1000), ("1e+03kB", 1000 * 1000), ("123.5MiB", int(123.5 * 1024**2)),
+     ("1.5GiB", int(1.5 * 1024**3)), ("256m", 256 * 1024**2), ("14g", 14 * 1024**3)],
 )  # fmt: skip
 def test_sizes_as_docker_prints_them(text, value):
+    # kB is decimal (go-units HumanSize), KiB/MiB/GiB binary (BytesSize); 256m/14g configured sizes (RAMInBytes)
     assert load.to_bytes(text) == value
 
 
