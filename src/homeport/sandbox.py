@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from rich.console import Console, JustifyMethod
 
-from homeport import paths
+from homeport import contract, paths
 
 CONTAINER = os.environ.get("HOMEPORT_SANDBOX_NAME", "homeport-sandbox")  # the tests use their own name
 LABEL = "io.homeport.sandbox=1"
@@ -384,11 +384,11 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
     s.seconds = round(time.monotonic() - t0, 1)
 
     for name, playbook, extra in (
-        ("bootstrap (runtime, hardening, backup)", "site.yml", None),
-        ("deploy the stack (PostgreSQL + pgvector, the API; images shipped)", "deploy.yml", None),
+        ("bootstrap (runtime, hardening, backup)", contract.SITE.file, None),
+        ("deploy the stack (PostgreSQL + pgvector, the API; images shipped)", contract.DEPLOY.file, None),
     ):
         before = None
-        if playbook == "deploy.yml":
+        if playbook == contract.DEPLOY.file:
             quick, host = _quick_host()
             before = quick.ps(host)
         s, t0 = step(name)
@@ -404,8 +404,8 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
             s.detail = "stack untouched (same containers, not restarted)" if before and same else "stack deployed"
 
     s, t0 = step("status")
-    record = _playbook("status.yml", console, None, json_mode)
-    summary = status_report.summarise(record.stats.get("homeport_status") or {}, measure=False)
+    record = _playbook(contract.STATUS.file, console, None, json_mode)
+    summary = status_report.summarise(record.stats.get(contract.STATUS_STAT) or {}, measure=False)
     s.seconds = round(time.monotonic() - t0, 1)
     if not json_mode:
         status_report.render(console, summary)
@@ -424,7 +424,7 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
         return steps
 
     s, t0 = step("backup run")
-    record = _playbook("backup.yml", console, {"homeport_backup_action": "run"}, json_mode)
+    record = _playbook(contract.BACKUP.file, console, contract.backup_vars("run"), json_mode)
     s.seconds = round(time.monotonic() - t0, 1)
     s.changed, s.ok = _changed(record), record.exit_code() == 0
     s.detail = (

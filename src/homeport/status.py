@@ -76,16 +76,9 @@ def headroom(budget_mb: float | None, limits_mb: float, vm_mb: float | None, ser
 
 def parse_service_size(text: str) -> float | None:
     """``--service-size`` (2g, 512m, 1.5GiB) in MiB with the collection's own size parser; None when invalid."""
-    import importlib.util  # noqa: PLC0415 - only the status verb needs the collection's size parser here
-
     from homeport import paths  # noqa: PLC0415
 
-    where = paths.content_root() / "plugins/module_utils/sizes.py"  # stdlib only (the filter needs ansible)
-    spec = importlib.util.spec_from_file_location("homeport_sizes", where)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {where}")
-    sizes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sizes)
+    sizes = paths.sizes()  # stdlib only (the filter needs ansible)
     try:
         mib = sizes.ram_bytes(text, "--service-size") / MIB
     except ValueError:  # SizeError: not a size
