@@ -1,6 +1,7 @@
-"""Verify the stack scenario after converge, idempotence and the side effects (which end with release 1 rolled
-back in): the API is healthy and its data path works through PostgreSQL/pgvector, ports bind to 127.0.0.1 only,
-limits and restart policies are applied, secrets stay in 0600 env files, releases are kept, volumes survive."""
+"""Verify the stack scenario after converge, idempotence and the side effects (which end with release k3 rolled
+back in by `homeport rollback`): the API is healthy and its data path works through PostgreSQL/pgvector, ports bind
+to 127.0.0.1 only, limits and restart policies are applied, secrets stay in 0600 env files, releases are kept, volumes
+survive."""
 
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def containers(host) -> dict[str, dict]:
     return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in info}
 
 
-def test_api_healthy_serving_release_1(host):
+def test_api_healthy_serving_the_rolled_back_release(host):
     code, body = api(host, "GET", "/health")
     assert code == 200
-    assert body == {"status": "ok", "version": "1"}
+    assert body == {"status": "ok", "version": "k3"}  # side_effect.yml: `homeport rollback` brought back release k3
 
 
 def test_data_path_store_read_and_nearest_neighbour(host):
