@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fault driver of the `stack` scenario (issue 14): run a real `homeport` command on the controller and, when a
 marker appears, kill -9 its whole process tree (homeport, ansible-runner's ansible-playbook, its forks, Mitogen's
-multiplexer and the `docker exec` connections), as a laptop losing power would.
+multiplexer and the `docker exec` connections; the run is started in a session of its own, and a process of that
+session that left the tree is killed too), as a laptop losing power would.
 
     fault.py --marker REGEX [--poll CMD] [--timeout S] -- homeport deploy -v -i INVENTORY
 
@@ -41,16 +42,28 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def session(sid: int) -> list[int]:
+    """The processes of session ``sid``: a run's process that detached from the tree (a double fork, reparented to
+    init) is still in the session the run was started in."""
+    out = subprocess.run(["ps", "-A", "-o", "pid=,sid="], capture_output=True, text=True, check=False).stdout
+    return [int(f[0]) for f in (line.split() for line in out.splitlines()) if len(f) == 2 and f[1] == str(sid)]
+
+
+def run_processes(root: int) -> list[int]:
+    """``root`` (a session leader), every process below it and every other process of its session."""
+    return list(dict.fromkeys([root, *descendants(root), *session(root)]))
+
+
 def kill_tree(root: int) -> list[int]:
-    """SIGSTOP then SIGKILL ``root`` and every process below it; returns the pids signalled."""
-    pids = [root, *descendants(root)]
+    """SIGSTOP then SIGKILL every process of the run; returns the pids signalled."""
+    pids = run_processes(root)
     for sig in (signal.SIGSTOP, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
         if sig == signal.SIGSTOP:
             # whatever was started between listing and freezing is frozen too by a second pass
-            pids += [p for p in descendants(root) if p not in pids]
+            pids += [p for p in run_processes(root) if p not in pids]
     return pids
 
 
@@ -65,7 +78,8 @@ def wait_for(cmd: str, deadline: float) -> bool:
 def run(marker: str, poll: str | None, timeout: float, argv: list[str]) -> dict:
     pattern = re.compile(marker)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}  # lines as they come, banners unwrapped
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    # a session of its own: its id names every process of the run, also one that left the tree
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     tail: deque[str] = deque(maxlen=40)
     result: dict = {"argv": argv, "marker": None, "killed": [], "survivors": []}
     deadline = time.monotonic() + timeout
