@@ -50,8 +50,36 @@ done
 read -r busy1 idle1 < <(cpu_times)
 echo "==== molecule: $(( $(date +%s) - wall0 ))s wall, $jobs at a time, CPU idle $(( 100 * (idle1 - idle0) / (busy1 - busy0 + idle1 - idle0 + 1) ))% of the time"
 echo "==== molecule summary (scenario rc seconds) ===="
+failed_scenarios=()
 for s in "${scenarios[@]}"; do
-  if [[ -f "$logdir/$s.result" ]]; then cat "$logdir/$s.result"; else echo "$s missing-result"; failed=1; fi
-  [[ -f "$logdir/$s.result" ]] && [[ "$(cut -d' ' -f2 "$logdir/$s.result")" != 0 ]] && failed=1
+  if [[ -f "$logdir/$s.result" ]]; then cat "$logdir/$s.result"; else echo "$s missing-result"; fi
+  [[ -f "$logdir/$s.result" && "$(cut -d' ' -f2 "$logdir/$s.result")" == 0 ]] || failed_scenarios+=("$s")
+done
+[[ ${#failed_scenarios[@]} == 0 ]] || failed=1
+# a CI log is often read from its end: repeat where each failed scenario stopped (its last lines) after the summary
+for s in "${failed_scenarios[@]}"; do
+  # molecule destroys the platforms after a failure, so the log ends with the destroy; scenarios also provoke
+  # failures on purpose: show the last failure line before that final destroy, with what led to it
+  end=$(grep -n -a 'destroy' "$logdir/$s.log" 2>/dev/null | tail -n1 | cut -d: -f1)
+  at=$(head -n "${end:-999999999}" "$logdir/$s.log" 2>/dev/null \
+    | grep -n -a -E 'fatal: |FAILED|^E  |ERROR|Traceback|failed=[1-9]' | tail -n1 | cut -d: -f1)
+  if [[ -n "$at" ]]; then
+    echo "==== molecule $s failed: its log ($logdir/$s.log) before the last failure line, $at ===="
+    sed -n "$(( at > 100 ? at - 100 : 1 )),$(( at + 20 ))p" "$logdir/$s.log"
+  fi
+  echo "==== molecule $s: the last 40 lines of its log ===="
+  tail -n 40 "$logdir/$s.log" 2>/dev/null || echo "(no log)"
+done
+# the CI record keeps only the last ~25 lines of the whole run: end with one short line per failed scenario naming
+# the task that failed and its message (with the YAML lines under it, cut to 900 characters), so the cause survives that cut
+for s in "${failed_scenarios[@]}"; do
+  # up to molecule's own first ERROR line (the failed step), before the destroy that follows it
+  sed 's/\x1b\[[0-9;]*m//g; s/^ *│ //' "$logdir/$s.log" 2>/dev/null | awk -v s="$s" '
+    /^(CRITICAL|ERROR) +(Ansible return code|Molecule executed)/ { exit }
+    /^TASK \[/ { task = $0; more = 0 }
+    more > 0 { if ($0 ~ /^ *$/) more = 0; else { line = line " " $0; more-- } }
+    /fatal: |FAILED!|^E  / { line = $0; at = task; more = 40 }
+    END { gsub(/ +/, " ", line)
+          if (line != "") printf "==== %s failed in %s\n     %s\n", s, substr(at, 1, 200), substr(line, 1, 900) }'
 done
 exit $failed

@@ -42,6 +42,14 @@ except ImportError:  # pragma: no cover - the filter is always used with ansible
 GIB = 1024**3
 MIB = 1024**2
 IMMUTABLE = ("arch", "vmType", "runtime", "mountType")
+# the inventory variable behind each setting, named in the refusal so the user knows what to edit
+VARIABLE = {
+    "arch": "colima_arch",
+    "vmType": "colima_vm_type",
+    "runtime": "colima_runtime",
+    "mountType": "colima_mount_type",
+    "disk": "colima_disk",
+}
 ARCH_ALIASES = {"arm64": "aarch64", "aarch64": "aarch64", "amd64": "x86_64", "x86_64": "x86_64"}
 REQUIRED = ("cpu", "memory", "disk", "arch", "vmType", "runtime", "mountType")
 
@@ -126,14 +134,16 @@ def colima_drift_action(desired: dict, running: dict | None) -> dict:
     for key in IMMUTABLE:
         if have[key] is not None and have[key] != want[key]:
             changes[key] = {"desired": want[key], "running": have[key]}
-            immutable_diffs.append(f"{key}: desired {want[key]}, running {have[key]} (fixed when the VM was created)")
+            immutable_diffs.append(
+                f"{key}: desired {want[key]}, running {have[key]} ({VARIABLE[key]}; fixed when the VM was created)"
+            )
     want_disk_mib = _num(desired["disk"], "desired.disk") * 1024
     have_disk_mib = _running_size_mib(running, "disk", "disk_gib")
     if have_disk_mib is not None and want_disk_mib < have_disk_mib - 1:
         changes["disk"] = {"desired": _gib(want_disk_mib / 1024), "running": _gib(have_disk_mib / 1024)}
         immutable_diffs.append(
             f"disk: desired {_gib(want_disk_mib / 1024)}, running {_gib(have_disk_mib / 1024)} "
-            "(a VM disk can only grow, never shrink)"
+            f"({VARIABLE['disk']}; a VM disk can only grow, never shrink)"
         )
     if immutable_diffs:
         if desired.get("allow_recreate"):

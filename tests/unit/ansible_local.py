@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
@@ -36,3 +38,46 @@ def run_local_playbook(
         cwd=workdir,
         check=False,
     )
+
+
+def run_role_locally(
+    workdir: Path, role: str, variables: dict, *, tasks_from: str | None = None, check: bool = True, timeout: int = 300
+) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the whole role ``role`` (or its ``tasks_from`` file) on a local-connection host with ``variables`` as
+    play vars, with -vv and, unless told otherwise, in check mode (a second safety net of the validation tests).
+    Returns the process and its stdout + stderr."""
+    collections = ROOT / ".cache" / "collections"
+    (collections / "ansible_collections" / "homeport").mkdir(parents=True, exist_ok=True)
+    link = collections / "ansible_collections" / "homeport" / "homeport"
+    if not link.exists():
+        link.symlink_to(ROOT)
+    include = {"name": role} if tasks_from is None else {"name": role, "tasks_from": tasks_from}
+    play = [
+        {
+            "name": f"{role} validation",
+            "hosts": "local",
+            "gather_facts": False,
+            "vars": variables,
+            "tasks": [{"name": "Run the role", "ansible.builtin.include_role": include}],
+        }
+    ]
+    (workdir / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    inventory = {
+        "all": {"hosts": {"local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+    }
+    (workdir / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
+        "ANSIBLE_CONFIG": str(workdir / "none.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+    }
+    argv = [ANSIBLE_PLAYBOOK, "-i", str(workdir / "hosts.yml"), str(workdir / "play.yml"), "-vv"]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir, check=False)
+    return proc, proc.stdout + proc.stderr

@@ -6,7 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
+from rich.console import Console
+
+from homeport import cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PLAYBOOKS = FIXTURES / "playbooks"
@@ -35,3 +39,29 @@ def write_local_inventory(directory: Path, host_vars: dict | None = None) -> Pat
 @pytest.fixture
 def local_inventory(project: Path) -> Path:
     return write_local_inventory(project)
+
+
+def write_hosts_inventory(directory: Path, hosts: dict[str, dict]) -> Path:
+    """An inventory whose group homeport holds ``hosts`` (name -> vars), each a local-connection host of this Python
+    with the admin user root, as the rule tests (one host per broken rule) use it."""
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "homeport_admin_user": "root"}
+    path = directory / "hosts.yml"
+    path.write_text(yaml.safe_dump({"homeport": {"hosts": {h: {**local, **v} for h, v in hosts.items()}}}))
+    return path
+
+
+def run_cli(playbook: Path | str, inventory: Path) -> int:
+    """One real run through cli.execute (ansible-runner, the event handler, the exit codes); its exit code."""
+    try:
+        cli.execute(str(playbook), inventory, False, as_json=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+@pytest.fixture
+def out(monkeypatch: pytest.MonkeyPatch) -> Console:
+    """The CLI's console, recorded (``out.export_text()``), wide enough that messages do not wrap."""
+    console = Console(record=True, width=400, force_terminal=False)
+    monkeypatch.setattr(cli, "console", console)
+    return console

@@ -4,14 +4,13 @@ net); the play must stop in validation with one message naming the variable, and
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_local import run_role_locally
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
@@ -28,38 +27,8 @@ def validate_task_names() -> set[str]:
 
 
 def run_role(tmp_path: Path, variables: dict):
-    collections = ROOT / ".cache" / "collections"
-    (collections / "ansible_collections" / "homeport").mkdir(parents=True, exist_ok=True)
-    link = collections / "ansible_collections" / "homeport" / "homeport"
-    if not link.exists():
-        link.symlink_to(ROOT)
-    play = [
-        {
-            "name": "backup validation",
-            "hosts": "local",
-            "gather_facts": False,
-            "vars": {"homeport_os_family": "Debian", "homeport_state_dir": str(tmp_path / "state"), **variables},
-            "tasks": [{"name": "Run the role", "ansible.builtin.include_role": {"name": "backup"}}],
-        }
-    ]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
-    inventory = {
-        "all": {"hosts": {"local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
-    }
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_COLLECTIONS_PATH": str(collections),
-        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_DEPRECATION_WARNINGS": "0",
-    }
-    argv = [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), "-vv", "--check"]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False)
-    return proc, proc.stdout + proc.stderr
+    state = {"homeport_os_family": "Debian", "homeport_state_dir": str(tmp_path / "state")}
+    return run_role_locally(tmp_path, "backup", {**state, **variables})
 
 
 GOOD = {

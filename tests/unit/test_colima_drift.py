@@ -131,6 +131,10 @@ def test_refusal_names_each_setting_desired_vs_running_and_how_to_recreate():
     assert "vmType: desired qemu, running vz" in text
     assert "mountType: desired sshfs, running virtiofs" in text
     assert "disk: desired 40 GiB, running 60 GiB" in text
+    # each refused setting names the inventory variable to edit (issue 14: the message names the variable)
+    assert "(colima_vm_type; fixed when the VM was created)" in text
+    assert "(colima_mount_type; fixed when the VM was created)" in text
+    assert "(colima_disk; a VM disk can only grow, never shrink)" in text
     assert "colima_allow_recreate: true" in text and "loses every image, container and volume" in text
 
 

@@ -5,16 +5,12 @@ a local connection, one inventory host per rule."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
-import typer
 import yaml
-from conftest import PLAYBOOKS
-from rich.console import Console
+from conftest import PLAYBOOKS, run_cli, write_hosts_inventory
 
-from homeport import cli, events
+from homeport import events
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hook-Secret-7c2d91"
@@ -86,25 +82,11 @@ RULES = [
 
 
 def _inventory(project: Path, hosts: dict[str, dict]) -> Path:
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "homeport_admin_user": "root"}
-    path = project / "hosts.yml"
-    path.write_text(yaml.safe_dump({"homeport": {"hosts": {h: {**local, **v} for h, v in hosts.items()}}}))
-    return path
+    return write_hosts_inventory(project, hosts)
 
 
 def _run(playbook: str, inventory: Path) -> int:
-    try:
-        cli.execute(str(PLAYBOOKS / playbook), inventory, False, as_json=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    return 0
-
-
-@pytest.fixture
-def out(monkeypatch: pytest.MonkeyPatch) -> Console:
-    console = Console(record=True, width=400, force_terminal=False)
-    monkeypatch.setattr(cli, "console", console)
-    return console
+    return run_cli(PLAYBOOKS / playbook, inventory)
 
 
 def test_every_monitoring_rule_refuses_before_any_change(project, out):

@@ -81,3 +81,28 @@ def test_main_only_dispatches(role: Path):
 
 def test_role_readmes_are_generated_from_argument_specs():
     assert roledocs.main(["--roles", str(ROOT / "roles"), "--check"]) == 0, "run `make role-docs`"
+
+
+def _tasks(node):
+    """Every task of a task file, blocks/rescue/always included."""
+    for task in node or []:
+        if isinstance(task, dict):
+            yield task
+            for key in ("block", "rescue", "always"):
+                yield from _tasks(task.get(key))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_package_downloads_retry(role: Path):
+    """Every apt task that downloads (installs a package or refreshes the lists) retries: a mirror that fails
+    for a moment - a sync, a dropped connection on a home uplink - must not fail a whole bootstrap."""
+    for path in sorted((role / "tasks").glob("*.yml")):
+        for task in _tasks(_yaml(path)):
+            args = task.get("ansible.builtin.apt")
+            if not isinstance(args, dict) or args.get("state", "present") == "absent":
+                continue
+            if "name" not in args and not args.get("update_cache"):
+                continue
+            where = f"{path.relative_to(ROOT)}: {task.get('name')}"
+            assert task.get("retries", 0) >= 3 and task.get("delay", 0) >= 5, f"{where} does not retry"
+            assert task.get("until") == f"{task.get('register')} is succeeded", f"{where}: until must test its result"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-import typer
 import yaml
+from conftest import run_cli
 from rich.console import Console
 
-from homeport import cli, events
+from homeport import events
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = yaml.safe_load((ROOT / "tests" / "stack" / "vars.yml").read_text())
@@ -45,18 +44,7 @@ def _inventory(project: Path, managers: list[str], workers: list[str], host_vars
 
 
 def _deploy(inventory: Path) -> int:
-    try:
-        cli.execute(str(ROOT / "playbooks" / "deploy.yml"), inventory, False, as_json=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    return 0
-
-
-@pytest.fixture
-def out(monkeypatch: pytest.MonkeyPatch) -> Console:
-    console = Console(record=True, width=400, force_terminal=False)
-    monkeypatch.setattr(cli, "console", console)
-    return console
+    return run_cli(ROOT / "playbooks" / "deploy.yml", inventory)
 
 
 def _text(out: Console) -> str:

@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_local import run_role_locally
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "tailscale"
@@ -29,41 +28,10 @@ pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbo
 
 
 def run_role(tmp_path: Path, variables: dict, check: bool = True, tasks_from: str | None = None):
-    collections = ROOT / ".cache" / "collections"
-    (collections / "ansible_collections" / "homeport").mkdir(parents=True, exist_ok=True)
-    link = collections / "ansible_collections" / "homeport" / "homeport"
-    if not link.exists():
-        link.symlink_to(ROOT)
-    role = {"role": "tailscale"} if tasks_from is None else {"name": "tailscale", "tasks_from": tasks_from}
-    play = [
-        {
-            "name": "tailscale validation",
-            "hosts": "local",
-            "gather_facts": False,
-            "vars": {"homeport_os_family": "Debian", "tailscale_state_dir": str(tmp_path / "state"), **variables},
-            "tasks": [{"name": "Run the role", "ansible.builtin.include_role": role}],
-        }
-    ]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
-    inventory = {
-        "all": {"hosts": {"local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
-    }
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_COLLECTIONS_PATH": str(collections),
-        "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"),
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_DEPRECATION_WARNINGS": "0",
-    }
-    argv = [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), "-vv"]
-    if check:
-        argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path)
-    return proc, proc.stdout + proc.stderr
+    state = {"homeport_os_family": "Debian", "tailscale_state_dir": str(tmp_path / "state")}
+    return run_role_locally(
+        tmp_path, "tailscale", {**state, **variables}, tasks_from=tasks_from, check=check, timeout=180
+    )
 
 
 GOOD = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -339,7 +340,10 @@ def test_everything_comes_back_after_a_restart_of_the_host_without_a_homeport_ru
     assert count == "250", count
 
     assert "table inet homeport_filter" in run_ok(host, "nft list table inet homeport_filter")
-    assert "policy drop" in run_ok(host, "nft list chain inet homeport_filter input")
+    chain = run_ok(host, "nft list chain inet homeport_filter input")
+    assert "policy drop" in chain
+    # SSH addressed to the live tailnet address (homeport_tailnet_ipv4, read with `tailscale ip`) is admitted
+    assert re.search(rf"ip daddr {re.escape(TAILNET)} tcp dport [^\n]*\b22\b[^\n]* accept", chain), chain
     assert host.service("fail2ban").is_running
     assert "Status for the jail: sshd" in wait_for(
         "fail2ban's sshd jail", lambda: host.run("fail2ban-client status sshd").stdout, 60
