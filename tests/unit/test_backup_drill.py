@@ -50,8 +50,43 @@ def restic(cfg: dict, repo: str, *args: str, **kw) -> subprocess.CompletedProces
     return subprocess.run([RESTIC, "--repo", repo, *args], env=env, capture_output=True, text=True, check=False, **kw)
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def leave_lock_of_killed_job(cfg: dict, repo: str) -> None:
-    """A `restic backup --stdin` that waits on a pipe holds its lock; SIGKILL leaves the lock (dead PID)."""
+    """A `restic backup --stdin` that waits on a pipe holds its lock; SIGKILL leaves the lock (dead PID).
+
+    Under a loaded test run (pid_max 32768, many parallel processes) the dead PID can be taken by a new process
+    before the job looks at the lock: restic then rightly calls the lock live (lock.go, Lock.Stale: the process
+    exists). That is not the case under test, so such a lock is made again with a fresh process."""
+    for _attempt in range(5):
+        pid = _leave_lock(cfg, repo)
+        if not pid_alive(pid):
+            return
+        for lock in (Path(repo) / "locks").iterdir():
+            lock.unlink()
+    raise AssertionError("the killed restic's PID was reused five times in a row")
+
+
+def _lock_complete(cfg: dict, repo: str) -> bool:
+    """True once restic can read the lock file back, not merely list it.
+
+    restic's local backend creates the file and then writes it; a SIGKILL in between leaves an empty or cut-off
+    lock, and restic 0.14 (Debian 12) ignores a lock it cannot load (lock.go, checkForOtherLocks: "ignore lock"),
+    so `restic check` then succeeds: 6 runs in 30 here when the job was killed as soon as the file was listed.
+    The case under test is a killed job's whole lock, so the kill waits for one that `restic cat lock` decodes."""
+    locks = list((Path(repo) / "locks").iterdir())
+    return bool(locks) and restic(cfg, repo, "--no-lock", "cat", "lock", locks[0].name).returncode == 0
+
+
+def _leave_lock(cfg: dict, repo: str) -> int:
     reader, writer = os.pipe()
     env = {**os.environ, "RESTIC_PASSWORD_FILE": cfg["password_file"], "RESTIC_CACHE_DIR": cfg["cache_dir"]}
     proc = subprocess.Popen(
@@ -60,13 +95,14 @@ def leave_lock_of_killed_job(cfg: dict, repo: str) -> None:
     )  # fmt: skip
     os.close(reader)
     deadline = time.monotonic() + 30
-    while not list((Path(repo) / "locks").iterdir()):
+    while not _lock_complete(cfg, repo):
         assert time.monotonic() < deadline, "restic took no lock"
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     os.close(writer)
     assert list((Path(repo) / "locks").iterdir()), "the killed job's lock is gone"
+    return proc.pid
 
 
 @pytest.fixture
