@@ -78,9 +78,10 @@ def leave_lock_of_killed_job(cfg: dict, repo: str) -> None:
 def _lock_complete(cfg: dict, repo: str) -> bool:
     """True once restic can read the lock file back, not merely list it.
 
-    restic's local backend creates the file and then writes it; a SIGKILL in between leaves an empty or cut-off
-    lock, and restic 0.14 (Debian 12) ignores a lock it cannot load (lock.go, checkForOtherLocks: "ignore lock"),
-    so `restic check` then succeeds: 6 runs in 30 here when the job was killed as soon as the file was listed.
+    restic 0.14's local backend (Debian 12) creates the file under its final name and then writes it; a SIGKILL in
+    between leaves an empty or cut-off lock, which 0.14 ignores because it cannot load it (lock.go,
+    checkForOtherLocks: "ignore lock"), so `restic check` then succeeds: 6 runs in 30 here when the job was killed
+    as soon as the file was listed. (Newer restic writes `<id>-tmp-*` and renames it: backend/local/local.go, Save.)
     The case under test is a killed job's whole lock, so the kill waits for one that `restic cat lock` decodes."""
     locks = list((Path(repo) / "locks").iterdir())
     return bool(locks) and restic(cfg, repo, "--no-lock", "cat", "lock", locks[0].name).returncode == 0
