@@ -6,10 +6,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import pwd
-import shutil
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.homeport.homeport.plugins.module_utils.host_tools import Host, search_path
 
 DOCUMENTATION = r"""
 ---
@@ -102,25 +101,12 @@ tailnet_ipv6:
   sample: fd7a:115c:a1e0::1
 """
 
-DEFAULT_PATH = ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
 TIMEOUT_S = 15
-
-
-def search_path(environ):
-    """PATH, then the usual system directories (sshd's non-interactive PATH on macOS lacks /usr/local/bin)."""
-    return os.pathsep.join([p for p in [environ.get("PATH", ""), *DEFAULT_PATH] if p])
 
 
 def run(argv, path):
     """stdout of argv (argv[0] looked up on path unless it names a file), or None when missing or failing."""
-    exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=path)
-    if not exe or not os.access(exe, os.X_OK):
-        return None
-    try:
-        p = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return p.stdout if p.returncode == 0 else None
+    return Host(path).run(*argv, timeout=TIMEOUT_S)
 
 
 def admin_home(user):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.homeport.homeport.plugins.module_utils.host_tools import Host, search_path
 from ansible_collections.homeport.homeport.plugins.module_utils.sizes import display_bytes
 
 DOCUMENTATION = r"""
@@ -93,38 +92,6 @@ status:
                  type: dict}
     swarm: {description: "node_id, manager, nodes, services when this engine is in a swarm, else None.", type: dict}
 """
-
-DEFAULT_PATH = ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-
-
-class Host:
-    """The commands of the host: found on ``path``, their failures recorded in ``errors`` (never raised)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.errors = []
-
-    def which(self, name):
-        return shutil.which(name, path=self.path)
-
-    def run(self, *args, timeout=30):
-        exe = self.which(args[0])
-        if not exe:
-            return None
-        try:
-            p = subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self.errors.append(f"{args[0]} {args[1] if len(args) > 1 else ''}: {exc}")
-            return None
-        if p.returncode != 0:
-            self.errors.append(f"{' '.join(args[:2])}: {(p.stderr or p.stdout).strip()[:300]}")
-            return None
-        return p.stdout
-
-
-def search_path(environ, extra):
-    """PATH, then the extra directories (Homebrew's bin), then the usual system directories."""
-    return os.pathsep.join([p for p in [environ.get("PATH", ""), *extra, *DEFAULT_PATH] if p])
 
 
 def json_lines(text):

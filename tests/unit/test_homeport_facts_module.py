@@ -59,8 +59,9 @@ def run_module(tools, tmp_path: Path, **args) -> dict:
     """The module as its own process, as ansible runs it: the file and a JSON file of ANSIBLE_MODULE_ARGS."""
     argsfile = tmp_path / "args.json"
     argsfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}), encoding="utf-8")
-    # the fakes first; then only system directories, where no real tailscale is expected
-    env = {**os.environ, "PATH": f"{tools.bindir}:/usr/bin:/bin"}
+    # the fakes first; then only system directories, where no real tailscale is expected. The collection on
+    # PYTHONPATH stands for what AnsiballZ bundles with the module: its module_utils (host_tools)
+    env = {**os.environ, "PATH": f"{tools.bindir}:/usr/bin:/bin", "PYTHONPATH": str(ROOT / ".cache" / "collections")}
     r = subprocess.run(
         [sys.executable, str(MODULE), str(argsfile)], capture_output=True, text=True, env=env, check=False
     )
