@@ -6,7 +6,10 @@
   refusal of empty or well-known default credentials.
 - ``stack_budget``: memory limits summed from ``docker compose config --format json`` against the budget and the
   runtime's memory; services without a limit or without a restart policy are reported.
-- ``stack_port_violations``: published ports that bind to anything but the allowed addresses.
+- ``stack_port_violations``: published ports that bind to anything but loopback or the host's tailnet address, and
+  services on the host's network (``network_mode: host``) or the LAN itself (macvlan/ipvlan networks), in the staged
+  ``docker compose config``; ``stack_exposure_problems``: the same rules in the preflight, on ``stack_services``,
+  ``stack_bind_address`` and the user's compose files (``stack_compose_files``, read on the controller).
 - ``stack_config_summary``: the config without environment (safe to log).
 - ``stack_release_plan`` / ``stack_lock_state`` / ``stack_tree_hash``: release bookkeeping, the deploy lock (judged
   by plugins/module_utils/stack_lock.py, shared with the stack_lock module) and the content hash that tags images
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import ipaddress
 import os
 import re
 
+import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homeport.homeport.plugins.filter.sizes import to_bytes as _size
+from ansible_collections.homeport.homeport.plugins.module_utils.image_ref import image_reference_problem
 from ansible_collections.homeport.homeport.plugins.module_utils.stack_lock import stack_lock_state
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -59,6 +65,11 @@ DEFAULT_PASSWORDS = frozenset(
 )
 
 PUBLIC_ADDRESSES = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - these are what we refuse
+#: Tailscale's address ranges (the CGNAT range it assigns IPv4 from, and its ULA prefix)
+TAILNET_NETWORKS = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("fd7a:115c:a1e0::/48"))
+#: network drivers that put a container on the host's network or straight on the LAN (its own LAN address)
+LAN_DRIVERS = ("host", "macvlan", "ipvlan")
+_OPT_IN = "set stack_allow_public_ports: true to expose it on purpose"
 
 
 def human(n: int) -> str:
@@ -134,6 +145,11 @@ def stack_service_errors(services, source_names=None):
             errors.append(f"{where}: unknown setting(s) {', '.join(unknown)} (raw compose keys go under 'compose')")
         if not (spec.get("image") or spec.get("build") or spec.get("source")):
             errors.append(f"{where}: needs an image, a build context or a source")
+        # the image reference goes into the compose file and every docker command: Docker's grammar only
+        for key, image in (("image", spec.get("image")), ("compose.image", (spec.get("compose") or {}).get("image"))):
+            why = None if image is None else image_reference_problem(image)
+            if why:
+                errors.append(f"{where}.{key}: {str(image)!r} is not a valid image reference: {why}")
         if spec.get("source") and spec["source"] not in source_names:
             errors.append(f"{where}.source: {spec['source']!r} is not a name in stack_source_dirs")
         if not spec.get("memory"):
@@ -235,6 +251,13 @@ def stack_port_spec(entry, bind_address, where):
     return _port(entry, bind_address, where)
 
 
+def compose_literal(value):
+    """``value`` as a compose file value that compose does not interpolate: every ``$`` doubled (compose reads
+    ``$$`` as one literal ``$``; https://docs.docker.com/compose/compose-file/12-interpolation/), so ``${HOME}`` or
+    a password with a ``$`` reaches the container as written (issue 27, finding 8a)."""
+    return str(value).replace("$", "$$")
+
+
 def stack_compose(services, project, bind_address="127.0.0.1", image_tags=None):
     """The compose project as a dict. Built services get ``image: <project>-<name>:<tag>`` (the tag is the content
     hash of their synced source) so a changed source means a changed compose file and a new image, and every
@@ -267,7 +290,7 @@ def stack_compose(services, project, bind_address="127.0.0.1", image_tags=None):
         if spec.get("memory_reservation"):
             svc["mem_reservation"] = _size(spec["memory_reservation"], f"{where}.memory_reservation")
         if spec.get("environment"):
-            svc["environment"] = {str(k): str(v) for k, v in spec["environment"].items()}
+            svc["environment"] = {str(k): compose_literal(v) for k, v in spec["environment"].items()}
         if spec.get("secrets"):
             svc["env_file"] = [f"./env/{name}.env"]
         if spec.get("ports"):
@@ -448,9 +471,13 @@ def stack_budget(config, budget, mem_total=None):
 
 
 def stack_port_violations(config, allowed, allow_public=False):
-    """Messages for published ports bound to an address not in ``allowed`` (0.0.0.0 / all addresses unless
-    ``allow_public``)."""
-    allowed = {str(a) for a in (allowed or []) if a}
+    """Messages for the staged ``docker compose config`` (the rendered project plus the user's compose files): a
+    published port bound to anything but loopback or an address in ``allowed`` (this host's tailnet address), and
+    host networking (``network_mode: host``, ``container:``, host/macvlan/ipvlan networks), unless ``allow_public``
+    (stack_allow_public_ports)."""
+    allowed = [str(a) for a in (allowed or []) if a]
+    tailnet = [a for a in allowed if a not in ("127.0.0.1", "::1", "localhost")]
+    shown_allowed = ", ".join(sorted(set(allowed)))
     problems = []
     services = (config or {}).get("services") or {}
     for name in sorted(services):
@@ -462,16 +489,197 @@ def stack_port_violations(config, allowed, allow_public=False):
             else:  # short syntax (older compose output)
                 parsed = _port(port, "", f"{name}.ports")
                 host_ip, published, target = parsed["host_ip"], parsed["published"], parsed["target"]
-            is_public = host_ip in PUBLIC_ADDRESSES
-            if is_public and allow_public:
-                continue
-            if host_ip in allowed:
+            if not stack_bind_problem(host_ip, tailnet, allow_public):
                 continue
             shown = host_ip or "0.0.0.0"  # noqa: S104 - only for the message
             problems.append(
-                f"service {name}: port {published}->{target} binds to {shown}; allowed: "
-                f"{', '.join(sorted(allowed))}" + ("" if allow_public else " (stack_allow_public_ports is false)")
+                f"service {name}: port {published}->{target} binds to {shown}; allowed: loopback, {shown_allowed}"
+                + ("" if allow_public else " (stack_allow_public_ports is false)")
             )
+        why = None if allow_public else _network_mode_problem(services[name].get("network_mode"))
+        if why:
+            problems.append(
+                f"service {name}: network_mode {services[name].get('network_mode')} {why} "
+                "(stack_allow_public_ports is false)"
+            )
+    if not allow_public:
+        for net_name, net in sorted(((config or {}).get("networks") or {}).items()):
+            why = _network_problem(net_name, net)
+            if why:
+                problems.append(f"{why} (stack_allow_public_ports is false)")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exposure: where published ports and service networks can be reached from
+# ---------------------------------------------------------------------------------------------------------------
+def _strip_brackets(address):
+    address = str(address if address is not None else "").strip()
+    return address[1:-1] if address.startswith("[") and address.endswith("]") else address
+
+
+def stack_bind_problem(address, tailnet=None, allow_public=False):
+    """Why a port bound to ``address`` would be reachable beyond this host's loopback and its tailnet address (a
+    phrase for a message), or None when it is fine. ``tailnet``: this host's known tailnet addresses (empty when they
+    are not known: then any address in Tailscale's ranges counts as the tailnet's). Every interface and any other
+    address (a LAN address) are fine only with ``allow_public`` (stack_allow_public_ports)."""
+    ip = _strip_brackets(address)
+    if ip == "localhost":
+        return None
+    known = {_strip_brackets(a) for a in (tailnet or []) if a and str(a).strip()}
+    if ip in PUBLIC_ADDRESSES:
+        return None if allow_public else "publishes ports on every interface (the LAN included)"
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return "is not an IP address (published ports bind to an address: loopback or this host's tailnet address)"
+    if parsed.is_loopback:
+        return None
+    if ip in known or str(parsed) in known:
+        return None
+    if allow_public:
+        return None
+    if any(parsed in net for net in TAILNET_NETWORKS):
+        if not known:
+            return None
+        return (
+            f"is in the tailnet range but not this host's tailnet address ({', '.join(sorted(known))}); "
+            "use 127.0.0.1 or that address"
+        )
+    return (
+        "is neither loopback (127.0.0.0/8, ::1) nor this host's tailnet address "
+        f"({', '.join(sorted(known)) or 'unknown here; 100.64.0.0/10, fd7a:115c:a1e0::/48'}): "
+        "a port bound there is reachable from the LAN"
+    )
+
+
+def _port_host_ip(entry, default):
+    """The host address a ``ports`` entry binds to (``default`` when it names none), or None when it cannot be judged
+    before compose interpolates it (``${VAR}``)."""
+    if isinstance(entry, dict):
+        host_ip = entry.get("host_ip")
+        host_ip = default if host_ip is None else str(host_ip)
+    else:
+        text = str(entry).rsplit("/", 1)[0]
+        if text.startswith("["):  # [::1]:8080:80
+            host_ip = text[1 : text.index("]")] if "]" in text else text
+        else:
+            parts = text.rsplit(":", 2)
+            host_ip = parts[0] if len(parts) == 3 else default
+    return None if "$" in str(host_ip) else host_ip
+
+
+def _port_label(entry):
+    if isinstance(entry, dict):
+        return f"{entry.get('published') or 'random'}->{entry.get('target')}"
+    return str(entry)
+
+
+def _network_mode_problem(mode):
+    """Why a service's network_mode reaches past its published ports, or None. ``container:NAME`` joins a container
+    homeport does not manage (its ports cannot be checked); ``service:NAME`` joins a service of the project, whose
+    ports are checked."""
+    mode = str(mode or "").strip()
+    if mode == "host":
+        return "runs on the host's network: every port it listens on is open on every interface (the LAN included)"
+    if mode.startswith("container:"):
+        return "joins the network of a container outside the project, whose ports homeport cannot check"
+    return None
+
+
+def _network_problem(name, net):
+    """Why a top-level network puts its containers on the host's network or the LAN, or None."""
+    net = net if isinstance(net, dict) else {}
+    driver = str(net.get("driver") or "")
+    if driver in LAN_DRIVERS:
+        return f"network {name} uses the {driver} driver: its containers are on the host's network or the LAN itself"
+    if str(net.get("name") or "") == "host" and net.get("external"):
+        return f"network {name} is the engine's host network: its containers run on the host's network"
+    return None
+
+
+def _project_exposure(project, where, default_ip, tailnet, allow_public):
+    """Messages for one compose project (a dict): ``where`` names the variable the project comes from."""
+    problems = []
+    services = (project or {}).get("services") or {}
+    if not isinstance(services, dict):
+        return problems
+    for name in sorted(services):
+        svc = services[name] if isinstance(services[name], dict) else {}
+        for entry in svc.get("ports") or []:
+            host_ip = _port_host_ip(entry, default_ip)
+            if host_ip is None:
+                continue
+            why = stack_bind_problem(host_ip, tailnet, allow_public)
+            if why:
+                shown = _strip_brackets(host_ip) or "0.0.0.0"  # noqa: S104 - only for the message
+                problems.append(
+                    f"{where(name, 'ports')}: port {_port_label(entry)} binds to {shown}, which {why}; {_OPT_IN}"
+                )
+        why = None if allow_public else _network_mode_problem(svc.get("network_mode"))
+        if why:
+            problems.append(f"{where(name, 'network_mode')}: {svc.get('network_mode')} {why}; {_OPT_IN}")
+    if not allow_public:
+        for net_name, net in sorted(((project or {}).get("networks") or {}).items()):
+            why = _network_problem(net_name, net)
+            if why:
+                problems.append(f"{where(None, 'networks')}: {why}; {_OPT_IN}")
+    return problems
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML of a compose file: compose's own tags (!reset, !override) read as their plain values."""
+
+
+def _plain(loader, _suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_ComposeLoader.add_multi_constructor("!", _plain)
+
+
+def stack_exposure_problems(services, bind_address, tailnet=None, allow_public=False, compose_files=None):
+    """The preflight's exposure rules, one message per problem naming the variable, its value and the rule:
+    ``stack_bind_address`` (the effective bind address), every ``ports`` entry and ``network_mode`` of the merged
+    ``stack_services`` (their own ``ports`` bind to the bind address unless they name one; ports under ``compose``
+    are raw compose ports, every interface unless they name one) and of the user's compose files (paths on the
+    controller; ports there bind to every interface unless they name an address)."""
+    problems = []
+    why = stack_bind_problem(bind_address, tailnet, allow_public)
+    if why:
+        shown = _strip_brackets(bind_address) or "0.0.0.0"  # noqa: S104 - only for the message
+        problems.append(f"stack_bind_address: {shown} {why}; use 127.0.0.1 or the tailnet address, or {_OPT_IN}")
+    for name in sorted(services or {}):
+        spec = services[name] or {}
+        raw = spec.get("compose") or {}
+        own = {"services": {name: {"ports": spec.get("ports") or []}}}
+        problems += [
+            p
+            for p in _project_exposure(own, lambda s, k: f"stack_services.{s}.{k}", bind_address, tailnet, allow_public)
+            if not p.startswith("stack_bind_address")
+        ]
+        if isinstance(raw, dict):
+            project = {"services": {name: raw}}
+            problems += _project_exposure(
+                project, lambda s, k: f"stack_services.{s}.compose.{k}", "", tailnet, allow_public
+            )
+    for path in compose_files or []:
+        full = os.path.expanduser(str(path))
+        try:
+            with open(full, encoding="utf-8") as fh:
+                doc = yaml.load(fh, Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(f"stack_compose_files: {path} cannot be read as YAML ({type(exc).__name__})")
+            continue
+        if isinstance(doc, dict):
+            problems += _project_exposure(
+                doc, lambda s, k, p=path: f"stack_compose_files: {p}" + (f": service {s} {k}" if s else f": {k}"),
+                "", tailnet, allow_public,
+            )  # fmt: skip
     return problems
 
 
@@ -575,6 +783,7 @@ class FilterModule:
             "stack_env_file": stack_env_file,
             "stack_budget": stack_budget,
             "stack_port_violations": stack_port_violations,
+            "stack_exposure_problems": stack_exposure_problems,
             "stack_config_summary": stack_config_summary,
             "stack_ps_row": stack_ps_row,
             "stack_release_plan": stack_release_plan,

@@ -88,6 +88,31 @@ RULES = [
         {"stack_bind_address": "0.0.0.0"},
         "stack_bind_address: 0.0.0.0 publishes ports on every interface",
     ),
+    (
+        # issue 27: the host's LAN address deployed (exit 0) and was reachable from the LAN
+        "stack-lan-bind",
+        STACK,
+        {"stack_bind_address": "192.168.1.20"},
+        "stack_bind_address: 192.168.1.20 is neither loopback (127.0.0.0/8, ::1) nor this host's tailnet address",
+    ),
+    (
+        "stack-lan-port",
+        STACK,
+        {"stack_services_extra": {"api": {"ports": ["192.168.1.20:18080:8080"]}}},
+        "stack_services.api.ports: port 192.168.1.20:18080:8080 binds to 192.168.1.20, which is neither loopback",
+    ),
+    (
+        "stack-network-host",
+        STACK,
+        {"stack_services_extra": {"db": {"compose": {"network_mode": "host"}}}},
+        "stack_services.db.compose.network_mode: host runs on the host's network",
+    ),
+    (
+        "stack-compose-file-host-network",
+        STACK,
+        {"stack_compose_files": [str(ROOT / "tests" / "unit" / "fixtures" / "stack" / "host-network.yml")]},
+        "/host-network.yml: service db network_mode: host runs on the host's network",
+    ),
     ("stack-keep-releases", STACK, {"stack_keep_releases": 1}, "stack_keep_releases: must be at least 2"),
     (
         "stack-selected",
@@ -100,6 +125,13 @@ RULES = [
         STACK,
         {"stack_source_dirs": [{"name": "api", "src": "/nonexistent/api"}]},
         'stack_source_dirs: ["/nonexistent/api"] is not a directory on the controller',
+    ),
+    (
+        "stack-image-reference",
+        STACK,
+        {"stack_services_extra": {"db": {"image": "homeport/pgvector:17;touch /tmp/homeport-pwned"}}},
+        "stack_services.db.image: 'homeport/pgvector:17;touch /tmp/homeport-pwned' is not a valid image reference: "
+        "';' is not allowed in an image reference",
     ),
     ("backup-keep-daily", BACKUP, {"backup_keep_daily": -1}, "backup_keep_daily: -1 must be >= 0"),
     (

@@ -142,22 +142,124 @@ def test_ports_on_every_interface_are_refused(host_ip):
     assert st.stack_port_violations(cfg, ALLOWED, allow_public=True) == []
 
 
-def test_ports_on_another_lan_address_are_refused_even_with_public_allowed():
+def test_ports_on_a_lan_address_are_refused_unless_public_ports_are_allowed():
+    """Issue 27: a LAN address is the LAN's (the explicit opt-in stack_allow_public_ports allows it)."""
     port = {"host_ip": "192.168.1.20", "target": 80, "published": "80"}
     cfg = with_service("web", {"image": "x", "ports": [port]})
-    assert st.stack_port_violations(cfg, ALLOWED, allow_public=True) == [
-        "service web: port 80->80 binds to 192.168.1.20; allowed: 100.101.102.103, 127.0.0.1, ::1"
+    assert st.stack_port_violations(cfg, ALLOWED) == [
+        "service web: port 80->80 binds to 192.168.1.20; allowed: loopback, 100.101.102.103, 127.0.0.1, ::1 "
+        "(stack_allow_public_ports is false)"
     ]
+    assert st.stack_port_violations(cfg, ALLOWED, allow_public=True) == []
+
+
+def test_the_whole_loopback_range_is_loopback():
+    cfg = with_service("web", {"image": "x", "ports": [{"host_ip": "127.0.0.53", "target": 80, "published": "80"}]})
+    assert st.stack_port_violations(cfg, ALLOWED) == []
+
+
+@pytest.mark.parametrize("mode", ["host", "container:some-other-container"])
+def test_host_networking_in_the_staged_config_is_refused(mode):
+    cfg = with_service("web", {"image": "x", "network_mode": mode})
+    problems = st.stack_port_violations(cfg, ALLOWED)
+    assert len(problems) == 1 and problems[0].startswith(f"service web: network_mode {mode} "), problems
+    assert st.stack_port_violations(cfg, ALLOWED, allow_public=True) == []
+    assert st.stack_port_violations(with_service("web", {"image": "x", "network_mode": "service:api"}), ALLOWED) == []
+
+
+def test_a_macvlan_network_in_the_staged_config_is_refused():
+    cfg = {**CONFIG, "networks": {"lan": {"driver": "macvlan", "driver_opts": {"parent": "eth0"}}}}
+    assert st.stack_port_violations(cfg, ALLOWED) == [
+        "network lan uses the macvlan driver: its containers are on the host's network or the LAN itself "
+        "(stack_allow_public_ports is false)"
+    ]
+
+
+# the preflight (roles/stack/tasks/validate.yml): stack_bind_address, stack_services and the user's compose files
+TAILNET = ["100.101.102.103"]
+DB = {"image": "pg", "memory": "1g", "ports": ["5432:5432"]}
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "100.101.102.103", "localhost"])
+def test_exposure_loopback_and_the_tailnet_address_pass(address):
+    assert st.stack_exposure_problems({"db": DB}, address, TAILNET) == []
+
+
+def test_exposure_a_lan_bind_address_is_refused_naming_the_variable_value_and_rule():
+    problems = st.stack_exposure_problems({"db": DB}, "192.168.1.20", TAILNET)
+    assert problems[0] == (
+        "stack_bind_address: 192.168.1.20 is neither loopback (127.0.0.0/8, ::1) nor this host's tailnet address "
+        "(100.101.102.103): a port bound there is reachable from the LAN; use 127.0.0.1 or the tailnet address, or "
+        "set stack_allow_public_ports: true to expose it on purpose"
+    )
+    assert st.stack_exposure_problems({"db": DB}, "192.168.1.20", TAILNET, True) == []
+
+
+def test_exposure_every_interface_and_another_tailnet_address():
+    assert st.stack_exposure_problems({"db": DB}, "0.0.0.0", TAILNET)[0].startswith(
+        "stack_bind_address: 0.0.0.0 publishes ports on every interface"
+    )
+    assert (
+        "not this host's tailnet address (100.101.102.103)" in st.stack_exposure_problems({}, "100.64.0.9", TAILNET)[0]
+    )
+    # the host's tailnet address unknown here (tailscale not managed): an address of the tailnet ranges passes
+    assert st.stack_exposure_problems({}, "100.64.0.9", []) == []
+    assert st.stack_exposure_problems({}, "fd7a:115c:a1e0::9", []) == []
+
+
+def test_exposure_a_service_port_on_a_lan_address_and_raw_compose_ports():
+    services = {
+        "db": {**DB, "ports": ["192.168.1.20:5432:5432", "127.0.0.1:5433:5432", {"target": 1, "host_ip": "10.0.0.2"}]},
+        "web": {"image": "w", "memory": "1g", "compose": {"ports": ["8080:80", "[::1]:8081:80", "${BIND}:8082:80"]}},
+    }
+    problems = st.stack_exposure_problems(services, "127.0.0.1", TAILNET)
+    assert [p.split(", which ")[0] for p in problems] == [
+        "stack_services.db.ports: port 192.168.1.20:5432:5432 binds to 192.168.1.20",
+        "stack_services.db.ports: port random->1 binds to 10.0.0.2",
+        # raw compose ports bind every interface unless they name an address (stack_bind_address does not apply)
+        "stack_services.web.compose.ports: port 8080:80 binds to 0.0.0.0",
+    ]
+    assert st.stack_exposure_problems(services, "127.0.0.1", TAILNET, allow_public=True) == []
+
+
+def test_exposure_host_network_mode_in_a_service_is_refused():
+    services = {"db": {**DB, "compose": {"network_mode": "host"}}}
+    assert st.stack_exposure_problems(services, "127.0.0.1", TAILNET) == [
+        "stack_services.db.compose.network_mode: host runs on the host's network: every port it listens on is open "
+        "on every interface (the LAN included); set stack_allow_public_ports: true to expose it on purpose"
+    ]
+    assert st.stack_exposure_problems(services, "127.0.0.1", TAILNET, True) == []
+
+
+def test_exposure_the_users_compose_files(tmp_path):
+    good = tmp_path / "good.yml"
+    good.write_text("services:\n  db:\n    ports: !override ['127.0.0.1:5432:5432']\n", encoding="utf-8")
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "services:\n  db:\n    network_mode: host\n  web:\n    ports: ['9000:90']\n"
+        "networks:\n  lan:\n    driver: ipvlan\n",
+        encoding="utf-8",
+    )
+    assert st.stack_exposure_problems({}, "127.0.0.1", TAILNET, compose_files=[str(good)]) == []
+    problems = st.stack_exposure_problems({}, "127.0.0.1", TAILNET, compose_files=[str(good), str(bad)])
+    assert [p.split(" ", 3)[:3] for p in problems] == [
+        ["stack_compose_files:", f"{bad}:", "service"],
+        ["stack_compose_files:", f"{bad}:", "service"],
+        ["stack_compose_files:", f"{bad}:", "networks:"],
+    ]
+    assert f"stack_compose_files: {bad}: service db network_mode: host runs on the host's network" in problems[0]
+    assert f"stack_compose_files: {bad}: service web ports: port 9000:90 binds to 0.0.0.0" in problems[1]
+    assert st.stack_exposure_problems({}, "127.0.0.1", TAILNET, True, [str(good), str(bad)]) == []
 
 
 def test_ports_short_syntax_and_unpublished_ports():
     cfg = with_service("web", {"image": "x", "ports": ["127.0.0.1:80:80", "9000:90", {"target": 7000}]})
     problems = st.stack_port_violations(cfg, ALLOWED)
     assert problems == [
-        "service web: port 9000->90 binds to 0.0.0.0; allowed: 100.101.102.103, 127.0.0.1, ::1 "
+        "service web: port 9000->90 binds to 0.0.0.0; allowed: loopback, 100.101.102.103, 127.0.0.1, ::1 "
         "(stack_allow_public_ports is false)",
         # a long-syntax port without `published` gets a random host port on every interface
-        "service web: port random->7000 binds to 0.0.0.0; allowed: 100.101.102.103, 127.0.0.1, ::1 "
+        "service web: port random->7000 binds to 0.0.0.0; allowed: loopback, 100.101.102.103, 127.0.0.1, ::1 "
         "(stack_allow_public_ports is false)",
     ]
     cfg = with_service("web", {"image": "x", "expose": ["80"]})
