@@ -27,6 +27,7 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homeport.homeport.plugins.filter.sizes import to_bytes as _size
 from ansible_collections.homeport.homeport.plugins.filter.stack import (
+    compose_literal,
     human,
     stack_port_spec,
     stack_secret_bindings,
@@ -136,7 +137,8 @@ def swarm_stack(services, project, opts, secret_names=None):
             raise AnsibleFilterError(f"{where}: the swarm path needs an image (Swarm cannot build on a node)")
         if spec.get("command") is not None:
             svc["command"] = spec["command"]
-        env = {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
+        # docker stack deploy interpolates like compose: every $ of a value doubled so it arrives as written
+        env = {str(k): compose_literal(v) for k, v in (spec.get("environment") or {}).items()}
         mine = [p for p in plan if p["service"] == name]
         if mine:
             svc["secrets"] = []

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from homeport import contract, events, paths
+from homeport import contract, events, paths, safe_text
 from homeport import drift as drift_summary
 from homeport import inventory as inventory_files
 from homeport import sandbox as sandbox_host
@@ -79,7 +79,8 @@ ReleaseOpt = Annotated[int, typer.Option("--release", help="Debian release of th
 
 
 def fail(message: str, code: int = events.EXIT_INVALID) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    # messages quote the host (ssh's and docker's stderr) and the inventory: never markup, no control characters
+    err.print(f"[bold red]error:[/] {safe_text.markup(message)}")
     return typer.Exit(code)
 
 
@@ -409,6 +410,16 @@ def status(
     )
 
 
+def _inventory_loads(inv: Path) -> None:
+    """Exit 3 with the reason when the inventory does not load (a verb that reads it itself, not ansible-playbook)."""
+    from homeport import doctor as inventory_loading  # noqa: PLC0415 - loads ansible's inventory machinery
+
+    try:
+        inventory_loading.inventory_vars(inv)
+    except inventory_loading.InventoryError as exc:
+        raise fail(f"the inventory does not load: {exc}") from None
+
+
 def _quick_host(inventory: Path | None, sandbox: bool, limit: str | None):
     """The one host a quick verb (ps, logs, exec, restart) talks to, straight over SSH."""
     from homeport import quick  # noqa: PLC0415 - loads ansible's inventory machinery, only these verbs need it
@@ -445,6 +456,15 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")] = False,
     since: Annotated[str | None, typer.Option("--since", help="Only lines since: 10m, 2h, an RFC 3339 time.")] = None,
     tail: Annotated[str | None, typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="Pass the container's output through byte for byte, terminal escape sequences included (by "
+            "default control characters are shown escaped, e.g. \\x1b[31m, so a container cannot drive your "
+            "terminal: clipboard, title, hidden links).",
+        ),
+    ] = False,
     inventory: InventoryOpt = None,
     sandbox: SandboxOpt = False,
     limit: LimitOpt = None,
@@ -452,7 +472,7 @@ def logs(
     """A service's logs (docker logs of its first running container), straight over SSH."""
     quick, host = _quick_host(inventory, sandbox, limit)
     try:
-        code = quick.logs(host, service, quick.logs_args(follow=follow, since=since, tail=tail))
+        code = quick.logs(host, service, quick.logs_args(follow=follow, since=since, tail=tail), raw=raw)
     except quick.QuickError as exc:
         raise fail(str(exc), exc.code) from None
     raise typer.Exit(code)
@@ -488,7 +508,7 @@ def restart(
         quick.restart(host, service)
     except quick.QuickError as exc:
         raise fail(str(exc), exc.code) from None
-    console.print(f"{host.name}: restarted {service}")
+    console.print(safe_text.text(f"{host.name}: restarted {service}"))
 
 
 @app.command()
@@ -514,7 +534,7 @@ def connect(
     verb = "created" if result["action"] == "create" else "already set up"
     console.print(f"docker context {result['context']} ({result['endpoint']}): {verb}")
     if result["server_version"]:
-        console.print(f"engine on {host.name}: Docker {result['server_version']}")
+        console.print(safe_text.text(f"engine on {host.name}: Docker {result['server_version']}"))
     console.print(f"next: docker --context {result['context']} ps")
 
 
@@ -576,6 +596,7 @@ def audit(
     from homeport import audit as audit_checks  # noqa: PLC0415 - only this verb needs it
 
     inv = resolve_inventory(inventory, sandbox)
+    _inventory_loads(inv)
     checks = tuple(only or audit_checks.ALL_CHECKS)
     checks = tuple(c for c in checks if c not in set(skip or []))
     opts = audit_checks.Options(

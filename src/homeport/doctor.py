@@ -14,17 +14,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
+from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultSecret
 from ansible.release import __version__ as ansible_core_version
 from ansible.vars.manager import VariableManager
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from homeport import vault
+from homeport import inventory_check, vault
 from homeport.runner import SSH_ARGS, control_path_dir
+from homeport.safe_text import markup
 
 MIN_ANSIBLE_CORE = (2, 17)
 BECOME_PASSWORD_VARS = ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass")
@@ -146,8 +147,30 @@ class Target:
     become_password_set: bool = False  # ansible_become_password given (e.g. from the vault); its value is never read
 
 
+class InventoryError(Exception):
+    """The inventory does not load (invalid YAML, a tag Ansible does not know, a vault it cannot open): the verbs
+    that load it themselves (ps, logs, exec, restart, connect, tunnel, audit) exit 3 with this message."""
+
+
+def check_inventory(inventory: Path) -> None:
+    """Raise InventoryError naming file:line:column when the inventory's YAML does not load (ansible itself names
+    neither for a group_vars file, and skips a broken inventory file with a warning)."""
+    problems = inventory_check.yaml_problems(inventory) if inventory.exists() else []
+    if problems:
+        raise InventoryError("; ".join(str(p) for p in problems))
+
+
 def inventory_vars(inventory: Path) -> list[tuple[Target, dict, DataLoader]]:
-    """Hosts of the group homeport (all hosts when it is empty): connection settings, all variables, the loader."""
+    """Hosts of the group homeport (all hosts when it is empty): connection settings, all variables, the loader.
+    An inventory that does not load raises InventoryError (never ansible's traceback)."""
+    check_inventory(inventory)
+    try:
+        return _inventory_vars(inventory)
+    except AnsibleError as exc:
+        raise InventoryError(f"{inventory}: {' '.join(str(exc).split())}") from None
+
+
+def _inventory_vars(inventory: Path) -> list[tuple[Target, dict, DataLoader]]:
     loader = DataLoader()
     password = vault.resolve_password()
     if password:
@@ -362,5 +385,6 @@ def render(console: Console, rows: list[Check]) -> None:
     table.add_column("what to fix")
     style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
     for r in rows:
-        table.add_row(escape(r.check), f"[{style.get(r.status, '')}]{r.status}[/]", escape(r.detail), escape(r.fix))
+        # details quote the host (ssh's stderr, its answers): shown escaped, never markup (homeport.safe_text)
+        table.add_row(markup(r.check), f"[{style.get(r.status, '')}]{r.status}[/]", markup(r.detail), markup(r.fix))
     console.print(table)

@@ -57,6 +57,7 @@ from rich.console import Console
 from rich.text import Text
 
 from homeport.events import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, HIDDEN, RunRecord
+from homeport.safe_text import clean_tree
 
 MASK = "********"
 SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
@@ -215,6 +216,7 @@ def _diff_text(line: str) -> Text:
 def render(console: Console, summary: dict[str, Any], show_diffs: bool = True) -> None:
     """Human report: per host, per role, each task that would change (or changed, with --fix), with its diff."""
     verb = "changed" if summary["fix"] else "would change"
+    summary = clean_tree(summary)  # diffs hold the host's files, messages its output: shown escaped
     for host, data in sorted(summary["hosts"].items()):
         if not data["changed"]:
             console.print(Text.assemble((host, "bold"), ": ", ("no drift", "green")), highlight=False)

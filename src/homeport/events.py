@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from homeport import contract
+from homeport.safe_text import clean
 
 # Exit codes of every homeport verb (documented in `homeport --help` and docs/cli.md).
 EXIT_OK = 0
@@ -349,19 +350,20 @@ def render_result(console: Console, record: RunRecord) -> None:
                 *(str(r[c]) for c in ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")),
             )
         console.print(table)
+    # the messages quote the host (a failed deploy's container log lines, stderr): shown escaped (homeport.safe_text)
     for f in record.failures:
         what = "could not be reached" if f.unreachable else "failed"
         console.print(
             Text.assemble(
-                (f"{f.host}: ", "bold red"),
-                (EventHandler._label(f.role, f.task), "bold"),
+                (f"{clean(f.host)}: ", "bold red"),
+                (clean(EventHandler._label(f.role, f.task)), "bold"),
                 f" {what}:\n",
-                (f.message, ""),
+                (clean(f.message), ""),
             ),
             highlight=False,
         )
     for line in record.errors:
-        console.print(Text(line, style="red"), highlight=False)
+        console.print(Text(clean(line), style="red"), highlight=False)
     if record.failures and any(f.validation for f in record.failures):
         console.print("Nothing was changed: the configuration was refused before any role ran.", style="bold")
 

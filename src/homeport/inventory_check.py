@@ -47,7 +47,16 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that accepts Ansible's tags and records the line of every mapping key."""
 
 
+#: the YAML tags Ansible's loader knows (ansible/_internal/_yaml/_constructor.py); any other makes ansible fail
+ANSIBLE_TAGS = ("unsafe", "vault", "vault-encrypted")
+
+
 def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> str:
+    if suffix not in ANSIBLE_TAGS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"unknown YAML tag !{suffix} (Ansible knows {', '.join('!' + t for t in ANSIBLE_TAGS)})",
+            node.start_mark,
+        )  # fmt: skip
     return f"<{suffix}>"
 
 
@@ -171,6 +180,12 @@ def _mode(found: dict[str, Any]) -> str:
         return env
     value = str(found.get(SWITCH, "error")).strip().lower()
     return value if value in ("warn", "error") else "error"
+
+
+def yaml_problems(inventory: Path) -> list[Problem]:
+    """The YAML errors of the inventory's files and its group_vars/host_vars (file:line:column: problem)."""
+    own, var_files = inventory_files(inventory)
+    return [problem for path in own + var_files for _data, problem in [load_yaml(path)] if problem]
 
 
 def check(inventory: Path, roles_dir: Path | None = None) -> list[Problem]:

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from homeport import paths
+from homeport import paths, safe_text
 from homeport.runner import SSH_ARGS, control_path_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rich.console import JustifyMethod
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -213,8 +215,12 @@ def load_hosts(inventory: Path) -> list[Host]:
 
     from homeport import doctor  # noqa: PLC0415 - shares the doctor's inventory loading (vault included)
 
+    try:
+        loaded = doctor.inventory_vars(inventory)
+    except doctor.InventoryError as exc:
+        raise QuickError(f"the inventory does not load: {exc}", 3) from None
     hosts = []
-    for target, hv, loader in doctor.inventory_vars(inventory):
+    for target, hv, loader in loaded:
         templar = Templar(loader=loader, variables=hv)
 
         def get(name: str, default: Any = None, hv=hv, templar=templar) -> Any:
@@ -354,17 +360,33 @@ def restart(host: Host, service: str) -> str:
     return r.stdout
 
 
-def logs(host: Host, service: str, args: list[str]) -> int:
+def _chunks(stream: Any) -> Iterator[bytes]:
+    """What a pipe holds as soon as it holds anything (a followed log line shows at once), until its end."""
+    while chunk := stream.read1(65536):
+        yield chunk
+
+
+def logs(host: Host, service: str, args: list[str], raw: bool = False) -> int:
     """Stream the logs to our stdout/stderr. With --follow, Ctrl-C ends it cleanly (exit 0) and the remote
-    ``docker logs`` with it."""
+    ``docker logs`` with it.
+
+    The container's output is shown with its control characters escaped (homeport.safe_text: no OSC 52 clipboard
+    write, title change, hidden link, concealed text or cursor move reaches the terminal); ``raw`` passes the bytes
+    through untouched (for a pipe into a file, or colours the operator trusts)."""
     _prepare()
     argv = ssh_argv(host, remote_script(host, "logs", service, args))
     follow = "--follow" in args
     # stderr is the script's own (the unknown-service line) and ssh's: kept aside, printed at the end. With
     # --follow, stdin stays an open pipe: the remote script ends `docker logs -f` when it closes.
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if follow else subprocess.DEVNULL, stderr=err, text=True)
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="backslashreplace") as err:
+        stdin = subprocess.PIPE if follow else subprocess.DEVNULL
+        stdout = None if raw else subprocess.PIPE
+        if raw:
+            sys.stdout.flush()
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err)
         try:
+            if proc.stdout is not None:
+                safe_text.copy_stream(_chunks(proc.stdout), sys.stdout)
             rc = proc.wait()
         except KeyboardInterrupt:
             _stop(proc)
@@ -373,7 +395,7 @@ def logs(host: Host, service: str, args: list[str]) -> int:
         stderr = err.read()
     _check(host, subprocess.CompletedProcess(argv, rc, "", stderr), service)
     if stderr:
-        sys.stderr.write(stderr)
+        sys.stderr.write(stderr if raw else safe_text.clean(stderr))
     return rc
 
 
@@ -408,10 +430,13 @@ def render_ps(console, host: Host, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
+    # labels and names come from the host (any container can carry the compose labels): Text, never markup, and
+    # control characters shown escaped (homeport.safe_text)
     if not rows:
-        console.print(f"{host.name}: no container of the stack {host.project!r} (homeport deploy)")
+        console.print(safe_text.text(f"{host.name}: no container of the stack {host.project!r} (homeport deploy)"))
         return
-    table = Table(title=f"{host.name} · stack {host.project}", title_justify="left", box=None, pad_edge=False)
+    title = safe_text.text(f"{host.name} · stack {host.project}")
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("service", "left"), ("container", "left"), ("state", "left"), ("health", "left"), ("memory", "right"),
         ("limit", "right"), ("restarts", "right"))  # fmt: skip
@@ -420,10 +445,10 @@ def render_ps(console, host: Host, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         good = r["state"] == "running" and r["health"] in (None, "healthy")
         table.add_row(
-            r["service"] or "-",
-            r["name"],
-            Text(r["state"] or "?", style="green" if r["state"] == "running" else "red"),
-            Text(r["health"] or "-", style="green" if good else "red"),
+            safe_text.text(r["service"] or "-"),
+            safe_text.text(r["name"]),
+            safe_text.text(r["state"] or "?", style="green" if r["state"] == "running" else "red"),
+            safe_text.text(r["health"] or "-", style="green" if good else "red"),
             "-" if r["memory_usage_mb"] is None else f"{r['memory_usage_mb']:.0f} MiB",
             "-" if r["memory_limit_mb"] is None else f"{r['memory_limit_mb']:.0f} MiB",
             Text(str(r["restarts"]), style="yellow" if r["restarts"] else ""),

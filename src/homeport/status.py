@@ -50,6 +50,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from homeport.safe_text import clean_tree
+
 MIB = 1024 * 1024
 BACKUP_MAX_AGE_HOURS = 26  # a daily backup plus slack
 DRILL_MAX_AGE_DAYS = 8  # the weekly restore drill plus slack (issue 17)
@@ -444,7 +446,7 @@ def _host_panel(host: str, s: dict[str, Any]) -> Panel:
         for c in s["containers"]:
             healthy = c["state"] == "running" and c["health"] in (None, "healthy")
             table.add_row(
-                c["name"],
+                Text(c["name"]),
                 Text(c["state"] or "?", style="green" if c["state"] == "running" else "red"),
                 Text(c["health"] or "-", style="green" if healthy else "red"),
                 Text(str(c["restarts"]), style="yellow" if c["restarts"] else ""),
@@ -485,7 +487,7 @@ def _monitoring_lines(mon: dict[str, Any] | None) -> list:
         for svc, periods in mon["availability"].items():
             latency = mon["latency_ms"].get(svc)
             table.add_row(
-                svc,
+                Text(svc),
                 *(Text(_pct(periods[p]), style="green" if (periods[p] or 0) >= 99.9 else "red") for p in periods),
                 "-" if latency is None else f"{latency:.0f} ms",
                 str(mon["restarts_1d"].get(svc, 0)),
@@ -511,11 +513,11 @@ def _swarm_lines(sw: dict[str, Any] | None) -> list:
         nodes.add_column(col)
     for n in sw["nodes"]:
         nodes.add_row(
-            n["hostname"] or "?",
+            Text(n["hostname"] or "?"),
             Text(n["state"] or "?", style="green" if str(n["state"]).lower() == "ready" else "red"),
             Text(n["availability"] or "?", style="green" if n["availability"] == "active" else "yellow"),
             Text(n["manager_status"] or "-", style="red" if n["manager_status"].lower() == "unreachable" else ""),
-            n["engine"] or "?",
+            Text(n["engine"] or "?"),
         )
     services = Table(box=None, pad_edge=False, show_edge=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -528,14 +530,16 @@ def _swarm_lines(sw: dict[str, Any] | None) -> list:
     for sv in sw["services"]:
         full = sv["running"] is not None and sv["running"] == sv["desired"]
         services.add_row(
-            sv["name"] or "?",
+            Text(sv["name"] or "?"),
             Text(f"{sv['running']}/{sv['desired']}", style="green" if full else "red"),
-            sv["image"] or "?",
+            Text(sv["image"] or "?"),
         )
     return [Text(""), nodes, Text(""), services]
 
 
 def render(console: Console, summary: dict[str, Any]) -> None:
+    # names, images, errors come from the host: shown escaped (homeport.safe_text), and only ever as Text (no markup)
+    summary = clean_tree(summary)
     console.print(Text("Status", style="bold"))
     if not summary["hosts"]:
         console.print("No status was gathered (no host matched).")
