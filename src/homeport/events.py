@@ -142,6 +142,24 @@ def failure_message(res: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p) or "the task failed without a message"
 
 
+def event_text(stdout: str | None) -> Text:
+    """An event's output as rich Text. ansible-runner reads ansible-playbook through a pty, so the lines of a
+    multi-line result (any -v) end in CR LF; rich's decoder treats a CR as a terminal overwrite and keeps only the
+    text after the last one of each line, so every line but the last would come out empty: CR LF -> LF first."""
+    return Text.from_ansi((stdout or "").replace("\r\n", "\n"))
+
+
+# the status word the default callback starts a task's result line with ("changed: [host]", "ok: [host] => ...")
+_RESULT_LINE = re.compile(r"^(changed|ok): \[", re.MULTILINE)
+
+
+def reported_changed(stdout: str) -> bool | None:
+    """Whether the callback's own result line says ``changed`` (None when the text has no result line): the only
+    sign of a change a no_log result carries (it arrives censored, without its ``changed`` flag)."""
+    found = _RESULT_LINE.search(stdout)
+    return None if found is None else found.group(1) == "changed"
+
+
 def _diffs(res: dict[str, Any]) -> Any:
     if "censored" in res:
         return HIDDEN
@@ -174,6 +192,7 @@ class EventHandler:
         self.host = ""
         self._live: Live | None = None
         self._stdout = ""
+        self._changed_items: set[tuple[str, str]] = set()  # (host, task) of no_log loops with a changed item
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> EventHandler:
@@ -192,13 +211,13 @@ class EventHandler:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         if self.verbosity and not self.json_mode and event.get("stdout"):
-            self._print(Text.from_ansi(event["stdout"]))
-        self._stdout = Text.from_ansi(event.get("stdout") or "").plain.strip()
+            self._print(event_text(event["stdout"]))
+        self._stdout = event_text(event.get("stdout")).plain.strip()
         handler = getattr(self, "_on_" + kind, None)
         if handler:
             handler(data)
         elif kind in ("verbose", "error") and event.get("stdout"):
-            line = Text.from_ansi(event["stdout"]).plain.strip()
+            line = event_text(event["stdout"]).plain.strip()
             if line.startswith(("ERROR", "[ERROR]")):
                 self.record.errors.append(line)
         if self._live:
@@ -218,10 +237,23 @@ class EventHandler:
     def _on_runner_on_start(self, data: dict) -> None:
         self.host = data.get("host", "")
 
+    def _on_runner_item_on_ok(self, data: dict) -> None:
+        # a no_log loop's final result arrives censored and its callback prints no line for it: its items' lines
+        # are the only sign of a change
+        if "censored" in (data.get("res") or {}) and reported_changed(self._stdout):
+            self._changed_items.add((data.get("host", ""), data.get("task_uuid") or data.get("task", self.task)))
+
     def _on_runner_on_ok(self, data: dict) -> None:
         res = data.get("res") or {}
-        # a no_log result arrives censored, without its `changed` flag: the callback's own line still says it
-        changed = self._stdout.startswith("changed:") if "censored" in res else res.get("changed")
+        if "censored" in res:
+            # a no_log result arrives censored, without its `changed` flag: the callback's own line still says it
+            # (the first line: with -v the censored result follows, and it holds its own "changed: false")
+            key = (data.get("host", ""), data.get("task_uuid") or data.get("task", self.task))
+            said = reported_changed(self._stdout)
+            changed = said if said is not None else key in self._changed_items
+            self._changed_items.discard(key)
+        else:
+            changed = res.get("changed")
         if changed:
             self.counts["changed"] += 1
             change = Change(
