@@ -7,6 +7,12 @@
 - ``nmap`` (controller) against the host's LAN-facing address: every open TCP port must be one the user allowed (SSH
   and the ``hardening_firewall_allowed_ports`` the firewall opens). ``--scan-from-container`` runs the scan inside
   another container's network namespace (a second machine on the same network, for tests).
+- ``lan`` (Debian): what a LAN neighbour reaches around the firewall (issue 27). The host lists its TCP ports bound
+  to loopback or to its tailnet address (``ss``) and the ports its engine publishes there (``docker ps``); the
+  controller (or ``--scan-from-container``'s namespace) then sends hand-made SYNs to the host's MAC with those
+  destination addresses (homeport.lanprobe). Any answer fails: Docker before 28 DNATs such frames to the container
+  (moby issue 45610). The probe needs Linux, root and the host on the same Ethernet segment; from anywhere else the
+  check warns and says where to run it.
 - Debian: ``lynis audit system`` from a tree copied into a temporary directory on the host and removed afterwards
   (Lynis is never installed there): the hardening index and the warnings. ``debsecan`` runs on the controller
   against the host's dpkg status file: every package with a known vulnerability that has a fix is a finding.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import json
 import os
 import re
@@ -37,9 +44,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CHECKS_DEBIAN = ("ssh", "ports", "lynis", "debsecan")
+CHECKS_DEBIAN = ("ssh", "ports", "lan", "lynis", "debsecan")
 CHECKS_DARWIN = ("ssh", "ports", "macos")
-ALL_CHECKS = ("ssh", "ports", "lynis", "debsecan", "macos")
+ALL_CHECKS = ("ssh", "ports", "lan", "lynis", "debsecan", "macos")
 SSH_AUDIT_MIN = (3, 3)
 LYNIS_TIMEOUT = 600
 SCAN_TIMEOUT = 600
@@ -320,6 +327,63 @@ def allowed_tcp_ports(hostvars: dict, ssh_port: int) -> set[int]:
     return ports
 
 
+# what the host says it listens on, for the lan check: sockets (ss), the engine's published ports, its addresses
+LAN_LISTING = (
+    "ss -Hltn 2>/dev/null; echo '--- docker'; docker ps --format '{{.Names}} {{.Ports}}' 2>/dev/null; "
+    "echo '--- addresses'; ip -o -4 addr show 2>/dev/null"
+)
+TAILNET_V4 = ipaddress.ip_network("100.64.0.0/10")
+
+
+def lan_destinations(listing: str, tailnet_interface: str = "tailscale0") -> dict[tuple[str, int], str]:
+    """(address, port) -> what listens there, for every TCP port bound to a loopback address or to one of the host's
+    tailnet addresses (on tailnet_interface, or in 100.64.0.0/10), from LAN_LISTING's output. Wildcard bindings are
+    the ports check's business (the user published them on purpose, or nmap finds them)."""
+    sockets, _, rest = listing.partition("--- docker")
+    published, _, addresses = rest.partition("--- addresses")
+    tailnet = set()
+    for line in addresses.splitlines():
+        m = re.match(r"\d+:\s+(\S+)\s+inet\s+([\d.]+)/", line)
+        if m and (m.group(1) == tailnet_interface or ipaddress.ip_address(m.group(2)) in TAILNET_V4):
+            tailnet.add(m.group(2))
+
+    def wanted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return ip.version == 4 and (ip.is_loopback or address in tailnet)
+
+    found: dict[tuple[str, int], str] = {}
+    for line in published.splitlines():
+        name, _, ports = line.strip().partition(" ")
+        for m in re.finditer(r"([\d.]+):(\d+)->(\d+)/tcp", ports):
+            if wanted(m.group(1)):
+                found[(m.group(1), int(m.group(2)))] = f"container {name} (published {m.group(0)})"
+    for line in sockets.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[0] == "LISTEN":
+            address, _, port = cols[3].rpartition(":")
+            address = address.split("%")[0]
+            if wanted(address) and port.isdigit():
+                found.setdefault((address, int(port)), "a listening socket")
+    return found
+
+
+def grade_lan(answers: list[dict], destinations: dict[tuple[str, int], str], prober: str) -> CheckResult:
+    """Fail for every destination that answered the neighbour's SYN with a SYN-ACK."""
+    opened = [a for a in answers if a.get("state") == "open"]
+    findings = [
+        f"{a['address']}:{a['port']} ({destinations.get((a['address'], a['port']), '?')}) answered a LAN neighbour's "
+        f"frame to the host's MAC (SYN-ACK from {a.get('source') or '?'})"
+        for a in opened
+    ]
+    detail = f"{len(answers)} loopback/tailnet port(s) probed from {prober}: " + (
+        f"{len(opened)} answered" if opened else "none answered"
+    )
+    return CheckResult("lan", "fail" if opened else "pass", detail, findings, {"answers": answers})
+
+
 def summarise(results: dict[str, list[CheckResult]]) -> dict:
     hosts = {}
     for name, checks in results.items():
@@ -510,6 +574,43 @@ def check_ports(target: Target, scan_from: str | None, ports: str) -> CheckResul
     return grade_ports(parse_nmap_xml(r.stdout), target.allowed_tcp, address, scanner)
 
 
+def check_lan(target: Target, scan_from: str | None) -> CheckResult:
+    r = run_on_host(target, LAN_LISTING, timeout=60)
+    if r.returncode != 0 and not r.stdout:
+        return CheckResult("lan", "error", f"listing the host's ports: {r.stderr.decode(errors='replace')[-200:]}")
+    destinations = lan_destinations(r.stdout.decode(errors="replace"))
+    if not destinations:
+        return CheckResult("lan", "pass", "nothing is bound to loopback or the tailnet address: nothing to probe")
+    address = target.lan_address or (
+        docker_address(target.address) if target.connection == "docker" else target.address
+    )
+    prefix: list[str] = []
+    prober = "this machine"
+    if scan_from:
+        pid = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", scan_from], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if not pid or pid == "0":
+            return CheckResult("lan", "error", f"--scan-from-container {scan_from}: not running")
+        prefix = ["nsenter", "-t", pid, "-n"]
+        prober = f"container {scan_from}"
+    dests = [f"{a}:{p}" for a, p in sorted(destinations)]
+    cmd = [*prefix, sys.executable, "-m", "homeport.lanprobe", address, *dests]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    try:
+        answers = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        return CheckResult("lan", "error", f"the LAN probe: {(out.stderr or out.stdout).strip()[-200:]}")
+    if isinstance(answers, dict):  # {"error": ...}: the probe cannot run from here
+        return CheckResult(
+            "lan",
+            "warn",
+            f"not probed: {answers.get('error')}. Run `homeport audit --only lan --lan-address ADDRESS` as root on a "
+            "Linux machine on the host's LAN",
+        )
+    return grade_lan(answers, destinations, prober)
+
+
 def lynis_tree(source: Path | None = None) -> bytes:
     """A gzipped tar of Lynis laid out as its untarred upstream release (lynis, include/, db/, plugins/,
     default.prf), every member owned by root and not group/world-writable (Lynis refuses its files otherwise)."""
@@ -595,6 +696,8 @@ def audit_host(target: Target, opts: Options, tree: bytes | None) -> list[CheckR
                 results.append(check_ssh(target))
             elif check == "ports":
                 results.append(check_ports(target, opts.scan_from, opts.scan_ports))
+            elif check == "lan":
+                results.append(check_lan(target, opts.scan_from))
             elif check == "lynis":
                 results.append(check_lynis(target, tree, opts.lynis_min, opts.lynis_accept))
             elif check == "debsecan":

@@ -571,7 +571,7 @@ def audit(
     sandbox: SandboxOpt = False,
     limit: LimitOpt = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Run only this check (ssh, ports, lynis, debsecan, macos).")
+        list[str] | None, typer.Option("--only", help="Run only this check (ssh, ports, lan, lynis, debsecan, macos).")
     ] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Leave this check out (repeatable).")] = None,
     lan_address: Annotated[
@@ -591,8 +591,8 @@ def audit(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check each host with tools homeport did not write: ssh-audit, nmap, Lynis, debsecan (macOS: firewall,
-    stealth, FileVault, updates, SIP). Exit 1 when a check fails."""
+    """Check each host with tools homeport did not write: ssh-audit, nmap, a LAN neighbour's probe, Lynis, debsecan
+    (macOS: firewall, stealth, FileVault, updates, SIP). Exit 1 when a check fails."""
     from homeport import audit as audit_checks  # noqa: PLC0415 - only this verb needs it
 
     inv = resolve_inventory(inventory, sandbox)

@@ -138,6 +138,14 @@ def test_nftables_ruleset(host):
     assert "tcp dport 8000 accept" not in rules, "port 8000 is not public: tailnet and LAN only"
     assert "tcp dport 22 accept" not in rules, "SSH is not public"
     assert "flush ruleset" not in host.file("/etc/nftables.conf").content_string
+    # issue 27: loopback and tailnet destinations from the LAN are dropped before any NAT; containers only through
+    # a published port (molecule/lan_attack attacks both with hand-made frames)
+    pre = run_ok(host, "nft list chain inet homeport_filter prerouting")
+    for expected in ("hook prerouting priority raw", "ip daddr 127.0.0.0/8 drop", "ip6 daddr ::1 drop",
+                     'iifname "tailscale0" accept', "ip daddr @tailnet4 fib daddr type local drop"):  # fmt: skip
+        assert expected in pre, expected
+    fwd = run_ok(host, "nft list chain inet homeport_filter forward")
+    assert "ct status dnat accept" in fwd and 'oifname "docker*" drop' in fwd, fwd
 
 
 def test_nftables_reload_keeps_other_tables(host):

@@ -362,6 +362,21 @@ def test_everything_comes_back_after_a_restart_of_the_host_without_a_homeport_ru
     print(f"[journey] {len(targets)} Prometheus targets up {time.monotonic() - t0:.1f} s after the restart")
 
 
+def test_a_lan_neighbour_reaches_no_stack_port_after_the_boot(host):
+    """Issue 27 on the journey's real stack, after the boot above: `homeport audit`'s LAN check lists every port bound
+    to loopback or the tailnet address (the stack's, Prometheus', Alertmanager's...) and sends hand-made frames from
+    this machine (a neighbour on the host's Docker network) to the host's MAC for each: none may answer. The control
+    that the same probe does get answers without homeport's prerouting/forward chains is molecule/lan_attack's."""
+    from homeport import audit
+
+    name = host.backend.get_hostname()
+    result = audit.check_lan(audit.Target(name=name, connection="docker", address=name), None)
+    print(f"\n[journey] LAN neighbour's probe of {name}: {result.detail}")
+    probed = {(a["address"], a["port"]) for a in result.data.get("answers", [])}
+    assert {(TAILNET, 18080), (TAILNET, 15432), ("127.0.0.1", 9090)} <= probed, (result.detail, probed)
+    assert result.status == "pass", (result.detail, result.findings)
+
+
 def test_without_nonlocal_bind_docker_refuses_an_address_the_host_does_not_have(host):
     """The control: the race the role's sysctl wins (roles/docker_engine/README.md)."""
     absent = "100.87.65.99"

@@ -4,6 +4,7 @@
 #   homeport/debian:12, homeport/debian:13   systemd + sshd + python3 + sudo (molecule / sandbox targets)
 #   homeport/dind:12,  homeport/dind:13      the same plus docker.io and compose v2: a host that runs its own engine
 #   homeport/pgvector:17                     PostgreSQL 17 + pgvector (Debian 13 packages), for stacks inside dind targets
+#   homeport/busybox:1                       Debian's static busybox alone (2 MB): the services of the LAN attack test
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 force=0
@@ -142,6 +143,21 @@ build_pgvector() {
   docker build -q -t "$tag" -f "$here/pgvector.Dockerfile" "$here" >/dev/null
 }
 
+# issue 27: a 2 MB image whose containers the LAN attack scenario publishes inside its targets (loaded, not built there)
+build_busybox() {
+  local tag="homeport/busybox:1"
+  if have "$tag"; then log "$tag present"; return; fi
+  log "building $tag"
+  docker build -q -t "$tag" - >/dev/null <<'DOCKERFILE'
+FROM homeport/debian:13 AS source
+RUN echo 'Acquire::Retries "5";' >/etc/apt/apt.conf.d/80-homeport-retries \
+ && apt-get update && apt-get install -y --no-install-recommends busybox-static
+FROM scratch
+COPY --from=source /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "httpd", "-f", "-v", "-p", "80", "-h", "/"]
+DOCKERFILE
+}
+
 # issue 17: a local S3 API (moto's moto_server, from PyPI) for the backup_remote scenario's S3 repository.
 # pip in the build trusts the controller's CA bundle (a TLS-inspecting proxy on the way to PyPI); it is not kept.
 build_moto() {
@@ -186,6 +202,7 @@ case "$what" in
   *) build_dind 12 & d1=$!; build_dind 13 & d2=$!; build_pgvector & d3=$!
      wait $d1; wait $d2; wait $d3
      build_testapi
-     build_moto ;;
+     build_moto
+     build_busybox ;;
 esac
 log "done"
