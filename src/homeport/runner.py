@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,6 +158,34 @@ def search_path() -> str:
     return os.pathsep.join([bindir, *rest])
 
 
+def rotate_artifacts(directory: Path, keep: int) -> None:
+    """Keep the newest ``keep`` entries of the artifacts directory (by modification time) and remove the rest (a
+    negative ``keep`` keeps everything). Several homeport runs may share the directory (one HOMEPORT_HOME) and
+    rotate it at the same moment: an entry that is gone when this run reads or removes it was removed by another
+    run, as this one wanted (ansible-runner's own rotation raised FileNotFoundError then). Best effort: what cannot
+    be removed now stays for the next run; a rotation never fails a run."""
+    if keep < 0:
+        return
+    try:
+        listing = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    entries: list[tuple[float, str, bool]] = []
+    for entry in listing:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        entries.append((info.st_mtime, entry.path, entry.is_dir(follow_symlinks=False)))
+    entries.sort()
+    for _, path, is_dir in entries[: max(0, len(entries) - keep)]:
+        if is_dir:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def _ident(playbook: str) -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{Path(playbook).stem}-{secrets.token_hex(2)}"
 
@@ -278,6 +307,10 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
     for warning in MITOGEN_WARNINGS:
         if not handler.json_mode:
             handler.console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    # homeport rotates (ansible-runner's own rotation crashes when another run rotates at the same time): the last
+    # KEEP_ARTIFACTS - 1 runs stay, this run's directory makes KEEP_ARTIFACTS
+    if KEEP_ARTIFACTS > 0:
+        rotate_artifacts(paths.artifacts_dir(), KEEP_ARTIFACTS - 1)
     password = vault.resolve_password()
     client = vault.client_script(private_dir / "bin") if password else None
     with (
@@ -300,7 +333,7 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
             skip_tags=",".join(opts.skip_tags) or None,
             verbosity=opts.verbosity or None,
             artifact_dir=str(paths.artifacts_dir()),
-            rotate_artifacts=KEEP_ARTIFACTS,
+            rotate_artifacts=0,  # rotated above (rotate_artifacts)
             ident=_ident(opts.playbook),
             fact_cache_type="jsonfile",
             fact_cache=str(paths.facts_dir()),  # absolute: ansible-runner keeps it outside the artifacts
