@@ -13,6 +13,11 @@ controller has not judged it yet.
   lock's directory, and the take-over re-reads the lock inside it, so of two runs that judge the same stale lock
   only one replaces it, and a release never removes a lock that another run took over meanwhile.
 - Released only by the run whose token it holds.
+- A lock taken by a process on the host itself (``local: true``: the backup job's dump phase, issue 27) is judged
+  on the host: stale at once when its ``pid`` is gone (``os.kill(pid, 0)``), else live until ``timeout``. The deploy
+  (the ``stack_lock`` module) waits for such a lock up to its ``wait``, and the backup job
+  (roles/backup/files/homeport-backup) takes this same lock for its dumps with ``acquire_waiting``: one lock, so a
+  dump never sees a database half-recreated by a deploy, and the deploy never recreates one during a dump.
 
 Stdlib only and Python 3.9 compatible (runs on the managed host, macOS' system Python too).
 """
@@ -23,8 +28,22 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 
-__all__ = ["acquire", "read_lock", "release", "stack_lock_state"]
+__all__ = ["acquire", "acquire_waiting", "pid_alive", "read_lock", "release", "stack_lock_state"]
+
+
+def pid_alive(pid):
+    """Whether process ``pid`` exists on this machine (EPERM: it exists, owned by another user)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return True
 
 
 def stack_lock_state(lock, now, timeout, owner_alive=None):
@@ -42,6 +61,13 @@ def stack_lock_state(lock, now, timeout, owner_alive=None):
         return {"stale": True, "age": age, "message": f"stale lock of {who}: that run is gone (taking it over)"}
     if age > int(timeout):
         return {"stale": True, "age": age, "message": f"stale lock of {who}, {age}s old (taking it over)"}
+    if lock.get("action") == "backup":
+        return {
+            "stale": False,
+            "age": age,
+            "message": f"the backup job is dumping the databases: locked by {who} {age}s ago; deploy again when its "
+            "dumps are done (homeport backup status), or stop that job",
+        }
     return {
         "stale": False,
         "age": age,
@@ -155,10 +181,13 @@ def acquire(path, lock, timeout, now, *, owner_alive=None, judged_token=None, wr
                     return result
                 continue
             result["existing"] = existing
-            if _needs_owner_check(existing, lock, judged_token):
+            local = isinstance(existing, dict) and bool(existing.get("local"))
+            if not local and _needs_owner_check(existing, lock, judged_token):
                 result["check_owner"] = existing
                 return result
             alive = owner_alive if isinstance(existing, dict) and existing.get("token") == judged_token else None
+            if local:  # a process of this host: judged here
+                alive = _pid(existing) > 1 and pid_alive(_pid(existing))
             state = stack_lock_state(existing, now, timeout, alive)
             result["message"] = state["message"]
             if not state["stale"] or not write:
@@ -172,6 +201,24 @@ def acquire(path, lock, timeout, now, *, owner_alive=None, judged_token=None, wr
             return result
     result["message"] = "the lock kept changing (three tries); run again"
     return result
+
+
+def acquire_waiting(path, lock, timeout, wait, *, holder=None, poll=1.0, clock=time.time, sleep=time.sleep, **kw):
+    """``acquire``, retried every ``poll`` seconds for up to ``wait`` seconds while the lock is held by a live run that
+    ``holder(existing)`` says is worth waiting for (default: any). Returns acquire's result plus ``waited``
+    (seconds)."""
+    start = clock()
+    while True:
+        result = acquire(path, lock, timeout, clock(), **kw)
+        result["waited"] = int(clock() - start)
+        if result["acquired"] or result["check_owner"] or not kw.get("write", True):
+            return result
+        existing = result["existing"]
+        if existing is not None and holder is not None and not holder(existing):
+            return result
+        if clock() - start + poll > float(wait):
+            return result
+        sleep(poll)
 
 
 def release(path, token, write=True):

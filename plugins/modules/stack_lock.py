@@ -7,7 +7,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.homeport.homeport.plugins.module_utils.stack_lock import acquire, release
+from ansible_collections.homeport.homeport.plugins.module_utils.stack_lock import acquire_waiting, release
 
 DOCUMENTATION = r"""
 ---
@@ -21,6 +21,8 @@ description:
     When the lock is this controller's (same I(lock.owner)) and not judged yet, the module returns
     C(check_owner) without taking anything; the task then calls it again with I(owner_alive) and I(judged_token).
   - C(state=absent) removes the lock only when it holds I(lock.token) (this run's).
+  - The backup job takes the same lock (C(local=true), C(action=backup)) while it dumps the databases; a deploy waits
+    up to I(wait) seconds for it, and takes over at once a lock whose process on the host is gone.
   - The lock is transient, so taking and releasing it report no change; only creating the missing directory does.
   - In check mode it writes nothing and does not fail on a held lock; it reports what it found.
 version_added: "0.1.0"
@@ -51,6 +53,10 @@ options:
   judged_token:
     description: The token of the lock that I(owner_alive) is about.
     type: str
+  wait:
+    description: Seconds to wait while a process on the host (the backup job's dump phase) holds the lock.
+    type: int
+    default: 0
   directory_mode:
     description: Mode of the directory when it has to be created.
     type: raw
@@ -98,6 +104,10 @@ message:
   description: The judgement of the existing lock (who holds it and since when, or why it was stale).
   returned: state=present
   type: str
+waited:
+  description: Seconds spent waiting for a lock of a process on the host (I(wait)).
+  returned: state=present
+  type: int
 released:
   description: Whether the lock (holding this run's token) was removed.
   returned: state=absent
@@ -114,6 +124,7 @@ def main():
             "timeout": {"type": "int", "default": 1800},
             "owner_alive": {"type": "bool"},
             "judged_token": {"type": "str", "no_log": False},
+            "wait": {"type": "int", "default": 0},
             "directory_mode": {"type": "raw", "default": "0750"},
         },
         supports_check_mode=True,
@@ -129,11 +140,13 @@ def main():
             module.exit_json(changed=True, **nothing)
         os.makedirs(directory)
         changed = module.set_mode_if_different(directory, p["directory_mode"], True) or True
-    result = acquire(
+    result = acquire_waiting(
         path,
         p["lock"],
         p["timeout"],
-        time.time(),
+        p["wait"],
+        holder=lambda existing: isinstance(existing, dict) and bool(existing.get("local")),
+        clock=time.time,
         owner_alive=p["owner_alive"],
         judged_token=p["judged_token"],
         write=write,
