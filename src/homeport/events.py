@@ -253,7 +253,7 @@ class EventHandler:
             changed = said if said is not None else key in self._changed_items
             self._changed_items.discard(key)
         else:
-            changed = res.get("changed")
+            changed = bool(res.get("changed"))
         if changed:
             self.counts["changed"] += 1
             change = Change(
