@@ -271,6 +271,30 @@ def test_stale_backup_fires_backup_stale(host, tmp_path):
         run_ok(host, f"rm -f {STATUS}")
 
 
+TELEGRAM_TOKEN_SECRET = "AAmoleculeFAKEtoken_0123456789abcdefXYZ"  # molecule.yml's test-telegram receiver
+
+
+def test_the_telegram_bot_token_never_reaches_the_journal(host):
+    """Issue 27: Alertmanager logs each failed Telegram notification with the request URL, which holds the bot token;
+    its output goes through homeport-log-redact. The test receiver fails at once (api.telegram.org -> 127.0.0.1):
+    its errors must be in the journal, masked, and the token nowhere in it."""
+    journal = "journalctl --no-pager -o cat -u prometheus-alertmanager"
+
+    def failed_masked():
+        out = run_ok(host, journal)
+        lines = [ln for ln in out.splitlines() if "telegram" in ln and "api.telegram.org/<redacted>" in ln]
+        return lines or None
+
+    lines = wait_for("a masked Telegram failure in the journal", failed_masked, ALERT_BOUND_S)
+    assert "connection refused" in lines[-1], lines[-1]  # the error stays useful
+    assert TELEGRAM_TOKEN_SECRET not in run_ok(host, "journalctl --no-pager -o cat")
+    unit = run_ok(host, "systemctl show -p MainPID -p ExecStart --value prometheus-alertmanager")
+    assert "homeport-log-redact" in unit, unit
+    main_pid = run_ok(host, "systemctl show -p MainPID --value prometheus-alertmanager").strip()
+    comm = run_ok(host, f"cat /proc/{main_pid}/comm").strip()
+    assert comm.startswith("prometheus-ale"), comm  # the daemon is the unit's main process, not the filter
+
+
 # The Debian journey's boot: these run last (a restart of the host)
 TAILNET = "100.87.65.43"  # prepare.yml's homeport-sim-tailnet.service
 PROJECT = "teststack"
