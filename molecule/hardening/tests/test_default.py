@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
@@ -56,6 +57,23 @@ def test_sshd_policy_in_effect(host):
     assert "3des-cbc" not in eff["ciphers"][0]
     assert eff["kexalgorithms"] == ["sntrup761x25519-sha512@openssh.com"]
     assert all(m.endswith("-etm@openssh.com") for m in eff["macs"][0].split(","))
+
+
+def test_sshd_forwarding_policy_in_effect(host):
+    """Issue 27, finding 9: only local forwards (homeport tunnel), only to this host's loopback and tailnet addresses;
+    no remote, socket, agent or tunnel-device forwarding (tests/unit/test_sshd_forwarding.py proves the refusals
+    against a real sshd)."""
+    eff = sshd_effective(host)
+    assert eff["allowtcpforwarding"] == ["local"]
+    opens = eff["permitopen"][0].split()
+    assert opens[:3] == ["127.0.0.1:*", "localhost:*", "[::1]:*"], opens
+    tailnet = [ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("fd7a:115c:a1e0::/48")]
+    for entry in opens[3:]:  # the tailnet address(es), when known
+        address = ipaddress.ip_address(entry.rsplit(":", 1)[0].strip("[]"))
+        assert any(address in net for net in tailnet), opens
+    assert eff["permitlisten"] == ["none"]
+    for key in ("allowstreamlocalforwarding", "allowagentforwarding", "permittunnel", "gatewayports"):
+        assert eff[key] == ["no"], (key, eff[key])
 
 
 def test_dropin_and_include_first(host):
