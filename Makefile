@@ -11,11 +11,11 @@ MOLECULE_JOBS ?= 3
 UNIT_JOBS ?= 2
 SCENARIO ?=
 
-.PHONY: help setup collection-link images lint lint-ruff lint-yaml lint-ansible lint-types unit compat molecule test demo bootstrap bench role-docs clean
+.PHONY: help setup collection-link tools images lint lint-ruff lint-yaml lint-ansible lint-types unit compat molecule test demo bootstrap bench role-docs clean
 
 help:
 	@echo "make demo        sandbox host in Docker: bootstrap, deploy a small stack, status, backup (needs only Docker)"
-	@echo "make test        images + lint + unit tests + every molecule scenario + the oldest-versions lane"
+	@echo "make test        images + lint + unit tests + every molecule scenario + the oldest-versions lane (timed)"
 	@echo "make bootstrap   first setup of the Mac Mini in inventory/ (after 'homeport init')"
 	@echo "make bench       speed benchmarks over an emulated far link (BENCH_MODE=short for CI)"
 	@echo "make molecule SCENARIO=name   one molecule scenario"
@@ -34,6 +34,12 @@ collection-link:
 
 images: setup
 	src/homeport/images/build.sh
+
+# the tools the unit tests run that need no system install (promtool, amtool), unpacked from Debian's packages into
+# .cache/tools/bin; instant when present. It names any system tool that is missing (.ci/run installs those). Under
+# CI=true a unit test whose tool is missing fails (tests/unit/conftest.py: need_tool)
+tools:
+	@tests/tools.sh
 
 # Python programs without a .py name (host scripts, the macOS-sim doubles, image boot steps): found by their shebang
 PY_SCRIPTS = $(shell grep -lsE '^\#!.*python' roles/*/files/* tests/doubles/bin/* src/homeport/images/* 2>/dev/null)
@@ -57,7 +63,7 @@ lint-ansible:  # ansible-lint prints the number of files it checked ("... on N f
 lint-types:  # mypy on src/ and plugins/ ([tool.mypy] in pyproject.toml); prints "... in N source files"
 	$(BIN)/mypy
 
-unit: setup
+unit: setup tools
 	@$(BIN)/python -c "import ansible.release, mitogen; print('unit tests on ansible-core', ansible.release.__version__, 'with mitogen', '.'.join(map(str, mitogen.__version__)))"
 	$(BIN)/pytest -n $(UNIT_JOBS) --dist loadfile tests/unit
 
@@ -68,7 +74,12 @@ compat: setup images
 molecule: setup images
 	tests/run-molecule.sh $(SCENARIO)
 
-test: setup images lint unit molecule compat
+# `make test`: each stage as `make STAGE`, in this order, timed; at the end a table of the stage times and a WARNING
+# for each stage past its share of the 30-minute budget (seconds; the shares add up to the budget)
+TEST_BUDGET := 1800
+TEST_STAGES := setup=60 tools=15 images=180 lint=90 unit=390 molecule=945 compat=120
+test:
+	@MAKE="$(MAKE)" tests/stage-times.sh $(TEST_BUDGET) $(TEST_STAGES)
 
 demo: setup
 	$(BIN)/homeport sandbox demo

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run molecule scenarios, MOLECULE_JOBS at a time (default 3), each with its own log; print every log and a
-# timing summary at the end so the CI log shows what really ran. Usage: tests/run-molecule.sh [scenario...]
+# timing summary at the end so the CI log shows what really ran, with a table of each scenario's steps (create,
+# prepare, converge, idempotence, verify, destroy...) in seconds and the slowest steps (tests/molecule_steps.py
+# times molecule's action lines as they pass). Usage: tests/run-molecule.sh [scenario...]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 jobs="${MOLECULE_JOBS:-3}"
 logdir=.cache/molecule-logs
 mkdir -p "$logdir"
@@ -11,7 +13,7 @@ if [[ $# -gt 0 && -n "$1" ]]; then
 else
   # heaviest first so the parallel slots stay busy; order from molecule/ORDER when present
   mapfile -t scenarios < <(
-    { [[ -f molecule/ORDER ]] && grep -v '^#' molecule/ORDER; ls -d molecule/*/ | xargs -n1 basename; } \
+    { [[ -f molecule/ORDER ]] && grep -v '^#' molecule/ORDER; for d in molecule/*/; do basename "$d"; done; } \
       | awk 'NF && !seen[$0]++' | while read -r s; do [[ -f "molecule/$s/molecule.yml" ]] && echo "$s"; done)
 fi
 if ! docker info >/dev/null 2>&1; then
@@ -23,11 +25,13 @@ echo "molecule: ${#scenarios[@]} scenarios, $jobs at a time: ${scenarios[*]}"
 cpu_times() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }
 read -r busy0 idle0 < <(cpu_times)
 wall0=$(date +%s)
+# shellcheck disable=SC2317  # run_one runs through xargs and bash -c
 run_one() {
   local s="$1" start end rc
   start=$(date +%s)
-  molecule test -s "$s" >"$logdir/$s.log" 2>&1
-  rc=$?
+  # the output goes through the step timer: molecule's action lines get "[t+SECONDS]", the times go to $s.steps
+  molecule test -s "$s" 2>&1 | python3 tests/molecule_steps.py stamp "$logdir/$s.steps" >"$logdir/$s.log"
+  rc=${PIPESTATUS[0]}
   # a verifier that finds no tests still "succeeds" in molecule: treat it as a failure here
   if [[ $rc == 0 ]] && ! grep -Eq '[0-9]+ passed' "$logdir/$s.log"; then
     echo "molecule: $s ran no testinfra test" >>"$logdir/$s.log"
@@ -39,7 +43,7 @@ run_one() {
 }
 export -f run_one
 export logdir
-rm -f "$logdir"/*.result
+rm -f "$logdir"/*.result "$logdir"/*.steps
 printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 failed=0
 for s in "${scenarios[@]}"; do
@@ -56,6 +60,7 @@ for s in "${scenarios[@]}"; do
   [[ -f "$logdir/$s.result" && "$(cut -d' ' -f2 "$logdir/$s.result")" == 0 ]] || failed_scenarios+=("$s")
 done
 [[ ${#failed_scenarios[@]} == 0 ]] || failed=1
+python3 tests/molecule_steps.py table "$logdir" "${scenarios[@]}"
 # a CI log is often read from its end: repeat where each failed scenario stopped (its last lines) after the summary
 for s in "${failed_scenarios[@]}"; do
   # molecule destroys the platforms after a failure, so the log ends with the destroy; scenarios also provoke

@@ -1,9 +1,15 @@
-"""Shared fixtures: an isolated project dir (HOMEPORT_HOME), a local-connection inventory, vault passwords."""
+"""Shared fixtures: an isolated project dir (HOMEPORT_HOME), a local-connection inventory, vault passwords; and the
+one rule for tests that need a tool from outside Python (issue 34): ``need_tool(name)`` / ``@pytest.mark.needs_tool``
+/ ``missing(what)`` skip such a test on a developer's machine and FAIL it under CI=true, where `make test` and .ci/run
+provide every tool. Under CI=true any other skip fails too unless its reason is listed in PLATFORM_SKIPS."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import typer
@@ -14,6 +20,89 @@ from homeport import cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PLAYBOOKS = FIXTURES / "playbooks"
+ROOT = Path(__file__).resolve().parents[2]
+
+# -- tools --------------------------------------------------------------------------------------------------------
+# `make tools` (tests/tools.sh) unpacks promtool and amtool here; .ci/run installs the system packages
+TOOLS_BIN = ROOT / ".cache" / "tools" / "bin"
+CI = os.environ.get("CI") == "true"
+# where each tool comes from (said in the skip or failure)
+TOOL_SOURCES = {
+    "promtool": "make tools unpacks it into .cache/tools/bin",
+    "amtool": "make tools unpacks it into .cache/tools/bin",
+    "restic": ".ci/run installs Debian's restic",
+    "curl": ".ci/run installs Debian's curl",
+    "sshd": ".ci/run installs Debian's openssh-server and creates /run/sshd",
+    "ansible": "make setup installs it in the venv",
+    "ansible-playbook": "make setup installs it in the venv",
+}
+# the skips that stay skips under CI=true, by the start of their reason: they depend on the platform or on the
+# tree, never on a missing tool (CI runs as root, so the first two never skip there)
+PLATFORM_SKIPS = (
+    "the doubles change settings only as root",  # test_hardening_doubles: macOS's tools change settings as root only
+    "brew refuses root",  # test_colima_doubles: the brew double's refusal is checked as root only
+    "no vars/main.yml",  # test_roles: a role without internal variables has nothing to check
+)
+
+
+def _on_path(*dirs: Path, last: tuple[Path, ...] = ()) -> str:
+    """PATH with ``dirs`` in front and ``last`` at the end, each once."""
+    have = os.environ.get("PATH", "").split(os.pathsep)
+    front = [str(d) for d in dirs if str(d) not in have]
+    back = [str(d) for d in last if str(d) not in have]
+    return os.pathsep.join(front + have + back)
+
+
+# as under `make unit`: the venv's programs first (ansible-playbook, homeport), the unpacked tools last; so the tests
+# and the programs they start find the same tools whether pytest runs through make or as .venv/bin/pytest
+os.environ["PATH"] = _on_path(Path(sys.executable).parent, last=(TOOLS_BIN,))
+
+
+def find_tool(name: str) -> str | None:
+    """``name`` on PATH (with the venv's bin and .cache/tools/bin, above), else in /usr/sbin or /sbin."""
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(["/usr/sbin", "/sbin"]))
+
+
+def missing(what: str, source: str = "") -> NoReturn:
+    """The test cannot run without ``what``: a skip on a developer's machine, a failure under CI=true."""
+    reason = f"missing tool: {what}" + (f" ({source})" if source else "")
+    if CI:
+        pytest.fail(f"{reason}; under CI=true a test never skips for a missing tool", pytrace=False)
+    pytest.skip(reason)
+
+
+def need_tool(name: str) -> str:
+    """The path of the tool ``name``; skips (under CI=true: fails) the test when it is not on this machine."""
+    path = find_tool(name)
+    if path is None:
+        missing(name, TOOL_SOURCES.get(name, ""))
+    return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_tool(name, ...): the test runs these tools (conftest.need_tool)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs_tool"):
+        for name in mark.args:
+            need_tool(name)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Under CI=true a skip whose reason is not in PLATFORM_SKIPS fails: nothing is skipped silently in CI."""
+    outcome = yield
+    report = outcome.get_result()
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if not reason.startswith(PLATFORM_SKIPS):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"skipped under CI=true: {reason!r} (a missing tool fails in CI; a skip that depends only on the "
+                "platform belongs in tests/unit/conftest.py PLATFORM_SKIPS)"
+            )
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 from test_backup import SECRET, load_job, render
 
 RESTIC = shutil.which("restic")
-pytestmark = pytest.mark.skipif(RESTIC is None, reason="restic is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.needs_tool("restic")
 HERE = Path(__file__).resolve().parent
 
 
@@ -340,7 +340,7 @@ def receiver():
     server.shutdown()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.needs_tool("curl")
 def test_heartbeat_is_pinged_after_a_good_run_and_fail_after_a_bad_one(tmp_path: Path, receiver) -> None:
     url, hits = receiver
     mod = load_job()

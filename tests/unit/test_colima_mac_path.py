@@ -294,7 +294,7 @@ def test_debian_sshd_dropin_has_no_setenv(tmp_path):
     assert "SetEnv" not in dropin(tmp_path, homeport_os_family="Debian")
 
 
-@pytest.mark.skipif(not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists(), reason="no sshd here")
+@pytest.mark.needs_tool("sshd", "ssh-keygen")
 def test_mac_sshd_dropin_is_valid_sshd_config(tmp_path):
     text = dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/opt/homebrew")
     key = tmp_path / "hostkey"

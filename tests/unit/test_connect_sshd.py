@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import missing
 
 pytestmark = pytest.mark.docker
 
@@ -71,7 +72,7 @@ def busybox_rootfs(work: Path) -> bytes:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     if not _docker_ok() or not shutil.which("apt-get") or not shutil.which("dpkg"):
-        pytest.skip("needs Docker with homeport/dind:13, apt-get and dpkg")
+        missing("Docker with homeport/dind:13, apt-get and dpkg", "make images builds the image")
     work = tmp_path_factory.mktemp("mac-journey")
     caps = [a for c in ("SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD") for a in ("--cap-add", c)]
     subprocess.run(

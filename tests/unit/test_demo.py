@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import missing
 from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -34,7 +35,7 @@ def _docker_reachable() -> bool:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     if not _docker_reachable():
-        pytest.skip("Docker is not reachable")
+        missing("a reachable Docker engine", ".ci/run starts one")
     home = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(home)

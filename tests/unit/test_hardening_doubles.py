@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "tests" / "doubles" / "bin"
@@ -103,8 +103,7 @@ def test_dscl_reads_the_user_database(sim):
 @pytest.mark.slow
 def test_osx_defaults_module_against_the_double(sim, tmp_path):
     """The real community.general.osx_defaults module, run by ansible, sees the double like a Mac's defaults."""
-    if not shutil.which("ansible"):
-        pytest.skip("ansible not on PATH")
+    need_tool("ansible")
     env = dict(sim.env, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     args = "domain=/Library/Preferences/com.apple.loginwindow key=GuestEnabled type=bool value=false"
 
@@ -125,7 +124,7 @@ def test_osx_defaults_module_against_the_double(sim, tmp_path):
     assert db["|/Library/Preferences/com.apple.loginwindow"]["GuestEnabled"] == {"type": "boolean", "value": False}
 
 
-@pytest.mark.skipif(not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists(), reason="needs OpenSSH's sshd")
+@pytest.mark.needs_tool("sshd", "ssh-keygen")
 def test_sshd_check_dropin(tmp_path):
     """The drop-in checker validates a candidate in the context of the main config and touches nothing else."""
     sshd_dir = tmp_path / "sshd_config.d"

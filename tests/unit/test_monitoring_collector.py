@@ -15,7 +15,6 @@ import importlib.machinery
 import importlib.util
 import json
 import re
-import shutil
 import socketserver
 import subprocess
 import threading
@@ -24,6 +23,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "roles" / "monitoring" / "files" / "homeport-metrics"
@@ -318,9 +318,7 @@ def test_tailscale_and_colima_doubles(tmp_path, docker):
 
 
 def test_output_passes_promtool_check_metrics(tmp_path, docker):
-    promtool = shutil.which("promtool") or shutil.which("promtool", path=str(ROOT / ".cache" / "tools" / "bin"))
-    if not promtool:
-        pytest.skip("promtool is not installed (.ci/run puts it in .cache/tools/bin)")
+    promtool = need_tool("promtool")
     write_backup(tmp_path, state="success", last_success="2026-12-01T03:00:12+00:00")
     path, cfg = config(tmp_path, docker)
     run(path)

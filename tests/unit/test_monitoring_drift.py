@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_local import ROOT, run_local_playbook
+from conftest import missing
 
 
 def drift_playbook(workdir: Path, changes: int) -> str:
@@ -58,7 +59,7 @@ def test_check_records_the_drifted_tasks_and_is_not_drift_itself(tmp_path, monke
 
         env = mitogen_env()
         if not env:
-            pytest.skip("Mitogen cannot run here: the runner would use ansible-core's linear strategy")
+            missing("Mitogen", "the runner would use ansible-core's linear strategy; make setup installs it")
         for k, v in env.items():
             monkeypatch.setenv(k, v)
     changes = 2

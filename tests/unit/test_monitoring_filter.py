@@ -5,13 +5,13 @@ from the receivers (checked by the real `amtool check-config` when it is install
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
@@ -20,11 +20,6 @@ mf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mf)
 
 SECRET = "tok-Secret-9f3e"
-
-
-def tool(name: str) -> str | None:
-    """promtool/amtool from PATH, else from .cache/tools/bin (where .ci/run puts Debian's binaries)."""
-    return shutil.which(name) or shutil.which(name, path=str(ROOT / ".cache" / "tools" / "bin"))
 
 
 # --------------------------------------------------------------------------------------------- probe targets
@@ -181,9 +176,7 @@ def test_alertmanager_config_without_receivers_or_switch_is_valid():
 
 @pytest.mark.parametrize("receivers", [RECEIVERS, []], ids=["all-types", "none"])
 def test_amtool_accepts_the_rendered_config(tmp_path, receivers):
-    amtool = tool("amtool")
-    if not amtool:
-        pytest.skip("amtool is not installed (.ci/run puts it in .cache/tools/bin)")
+    amtool = need_tool("amtool")
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(mf.monitoring_alertmanager_config(receivers, "https://hc-ping.com/u", "5m")))
     proc = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, check=False)

@@ -3,7 +3,7 @@
 `amtool check-config` accepts alertmanager.yml, and the macOS LaunchDaemons are valid property lists.
 
 The files are rendered by ansible-playbook from the role's own templates, defaults and vars (no copy of them here).
-promtool and amtool come from Debian's prometheus/prometheus-alertmanager packages (.ci/run installs them into
+promtool and amtool come from Debian's prometheus/prometheus-alertmanager packages (`make tools` unpacks them into
 .cache/tools/bin); the molecule scenario `monitoring` runs the same checks with the target's own binaries."""
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_local import ROOT, run_local_playbook
+from conftest import need_tool
 
 ROLE = ROOT / "roles" / "monitoring"
 MiB = 1024**2
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(ROOT / ".cache" / "tools" / "bin"))
-    if not found:
-        pytest.skip(f"{name} is not installed (.ci/run puts Debian's binary in .cache/tools/bin)")
-    return found
+    return need_tool(name)
 
 
 def render(out: Path, extra: dict | None = None, os_family: str = "Debian") -> Path:

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 import yaml
+from conftest import missing
 from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -22,7 +23,7 @@ def _docker_reachable() -> bool:
 @pytest.fixture
 def sandbox_cli(project, monkeypatch):
     if not _docker_reachable():
-        pytest.skip("Docker is not reachable")
+        missing("a reachable Docker engine", ".ci/run starts one")
     # a name of the test's own (tests/compat.sh runs this test beside the main unit run under another name)
     name = os.environ.get("HOMEPORT_TEST_SANDBOX_NAME", "homeport-sandbox-unittest")
     monkeypatch.setenv("HOMEPORT_SANDBOX_NAME", name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_local_inventory
+from conftest import missing, write_local_inventory
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -208,7 +208,7 @@ def _docker_ok() -> bool:
 @pytest.fixture
 def container():
     if not _docker_ok():
-        pytest.skip("needs Docker and the image homeport/debian:13")
+        missing("Docker and the image homeport/debian:13", "make images builds it")
     name = f"homeport-status-test-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [

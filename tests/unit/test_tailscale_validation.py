@@ -24,7 +24,7 @@ ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable
 VALIDATE_TASKS = {t["name"] for t in yaml.safe_load((ROLE / "tasks" / "validate.yml").read_text())}
 TASK_RE = re.compile(r"^TASK \[tailscale : (.+?)\] \**$", re.MULTILINE)
 
-pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook is not installed")
+pytestmark = pytest.mark.needs_tool("ansible-playbook")
 
 
 def run_role(tmp_path: Path, variables: dict, check: bool = True, tasks_from: str | None = None):

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test` (issue 34): runs each stage as `make STAGE`, in order, stopping at the first that fails, then prints
+# each stage's seconds against its share of the budget, with a WARNING line for each stage past its share.
+# Usage: tests/stage-times.sh BUDGET_SECONDS STAGE=SHARE_SECONDS ...   (the Makefile's `test` target holds the table)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+make_cmd=${MAKE:-make}
+budget=${1:?usage: tests/stage-times.sh BUDGET_SECONDS STAGE=SHARE_SECONDS ...}
+shift
+names=() shares=() took=()
+sum=0
+for arg in "$@"; do
+  names+=("${arg%%=*}") && shares+=("${arg#*=}") && sum=$((sum + ${arg#*=}))
+done
+minutes=$((budget / 60))
+
+report() {
+  local i total=0 name
+  echo "==== make test: stage times (shares of the ${minutes}-minute budget, ${budget}s) ===="
+  printf '%-10s %8s %8s\n' stage seconds share
+  for i in "${!took[@]}"; do
+    printf '%-10s %8d %8d\n' "${names[$i]}" "${took[$i]}" "${shares[$i]}"
+    total=$((total + took[i]))
+  done
+  for ((i = ${#took[@]}; i < ${#names[@]}; i++)); do printf '%-10s %8s %8d\n' "${names[$i]}" "-" "${shares[$i]}"; done
+  printf '%-10s %8d %8d\n' total "$total" "$budget"
+  for i in "${!took[@]}"; do
+    name=${names[$i]}
+    if ((took[i] > shares[i])); then
+      echo "WARNING: stage $name took ${took[$i]}s, more than its share ${shares[$i]}s of the ${minutes}-minute budget"
+    fi
+  done
+  if ((total > budget)); then
+    echo "WARNING: make test took ${total}s, more than the ${minutes}-minute budget (${budget}s)"
+  fi
+}
+
+if ((sum != budget)); then
+  echo "stage-times: the shares add up to ${sum}s, not the budget ${budget}s" >&2
+  exit 2
+fi
+for i in "${!names[@]}"; do
+  start=$(date +%s)
+  $make_cmd --no-print-directory "${names[$i]}"
+  rc=$?
+  took+=($(($(date +%s) - start)))
+  if [[ $rc != 0 ]]; then
+    report
+    echo "make test: stage ${names[$i]} failed (exit $rc)"
+    exit "$rc"
+  fi
+done
+report
