@@ -68,11 +68,14 @@ def durations(steps_path: Path) -> tuple[dict[str, float], float, list[str]]:
     unfinished = []
     end = rows[-1][0] if rows else 0.0
     for i, (t, action, event) in enumerate(rows):
-        if not event.startswith("Executing"):
+        if event != "Executing":  # not "Executing Testinfra tests found in ..." (a line inside verify)
             continue
-        nxt = next((r for r in rows[i + 1 :]), None)
-        times[action] = times.get(action, 0.0) + ((nxt[0] if nxt else end) - t)
-        if nxt is None or nxt[1] != action or not nxt[2].startswith("Executed"):
+        # the step ends at its own "Executed: ..." line, else where the next step starts (or the log ends)
+        stop = next(
+            (r for r in rows[i + 1 :] if r[2] == "Executing" or (r[1] == action and r[2].startswith("Executed"))), None
+        )
+        times[action] = times.get(action, 0.0) + ((stop[0] if stop else end) - t)
+        if stop is None or stop[2] == "Executing" or "Success" not in stop[2]:
             unfinished.append(action)
     return times, end, unfinished
 
