@@ -792,12 +792,13 @@ def targets_from_inventory(inventory: Path, limit: str | None = None, lan_addres
 
 # ---- output -----------------------------------------------------------------------------------------------------
 def render(console, summary: dict) -> None:
-    from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+
+    from homeport.safe_text import markup as escape  # noqa: PLC0415 - host text: controls and rich markup escaped
 
     style = {"pass": "green", "fail": "bold red", "error": "bold red", "warn": "yellow", "skipped": "dim"}
     for name, host in summary["hosts"].items():
-        table = Table(title=f"homeport audit: {name}", title_justify="left")
+        table = Table(title=f"homeport audit: {escape(name)}", title_justify="left")
         table.add_column("check")
         table.add_column("result")
         table.add_column("detail")

@@ -107,3 +107,18 @@ def test_grade_lan_fails_on_an_answer_and_names_the_path():
     ]
     answers[0]["state"] = "filtered"
     assert audit.grade_lan(answers, dests, "this machine").status == "pass"
+
+
+def test_audit_render_escapes_what_the_host_wrote(capsys):
+    """Findings come from the host (Lynis, debsecan, the listing): an OSC 52 clipboard write or rich markup in them is
+    shown, never obeyed."""
+    from rich.console import Console
+
+    summary = audit.summarise(
+        {"h[/]": [audit.CheckResult("lynis", "fail", "x\x1b]52;c;cHduZWQ=\x07", ["[link=http://e]y[/link]\x1b[8m"])]}
+    )
+    console = Console(file=None, force_terminal=True, width=200)
+    audit.render(console, summary)
+    out = capsys.readouterr().out
+    assert "\x1b]52" not in out and "\x07" not in out and "\x1b[8m" not in out
+    assert "\\x1b]52;c;cHduZWQ=\\x07" in out and "[link=http://e]y[/link]" in out
