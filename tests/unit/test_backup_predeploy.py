@@ -54,7 +54,9 @@ def run(tmp_path: Path, staged_image: str, job_rc: int = 0, args: tuple = ("-v",
     job = tmp_path / "job"
     body = {"state": "success" if job_rc == 0 else "failure", "snapshot_id": "5e1f" * 16, "error": "B2: 403"}
     job.write_text(
-        f"#!/bin/sh\necho \"$*\" >>{tmp_path}/job-argv\necho '{json.dumps(body)}'\nexit {job_rc}\n", encoding="utf-8"
+        f'#!/bin/sh\necho "$*" >>{tmp_path}/job-argv\necho "$HOMEPORT_DEPLOY_LOCK_TOKEN" >>{tmp_path}/job-token\n'
+        f"echo '{json.dumps(body)}'\nexit {job_rc}\n",
+        encoding="utf-8",
     )
     job.chmod(0o755)
     config = tmp_path / "config.json"
@@ -67,6 +69,8 @@ def run(tmp_path: Path, staged_image: str, job_rc: int = 0, args: tuple = ("-v",
         "backup_database_dumps": [{"name": "appdb", "type": "postgres", "container": "stack-postgres-1"}],
         "_stack_predeploy_job": [str(job)],
         "_stack_predeploy_config": str(config),
+        # the deploy holds its lock while this runs (roles/stack/tasks/lock.yml); the job dumps under it
+        "_stack_lock": {"owner": "test@here", "pid": 1, "action": "deploy", "token": "DeployToken42"},
         **extra,
     }
     tasks = ROOT / "roles" / "stack" / "tasks" / "predeploy_backup.yml"
@@ -77,6 +81,7 @@ def test_a_new_database_image_gets_a_fresh_backup_named_in_the_report(tmp_path):
     r = run(tmp_path, "pgvector/pgvector:pg18")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "job-argv").read_text(encoding="utf-8").split() == ["run", "--tag", "predeploy"]
+    assert (tmp_path / "job-token").read_text(encoding="utf-8").split() == ["DeployToken42"]  # the deploy's lock
     assert "homeport backup restore --snapshot " + "5e1f" * 16 in r.stdout  # the set_stats of the report
     changes = json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))["changes"]
     assert changes == [{"service": "postgres", "container": "stack-postgres-1", "from": "pgvector/pgvector:pg17",
