@@ -547,22 +547,32 @@ def check_ssh(target: Target) -> CheckResult:
     return result
 
 
+def lan_facing_address(target: Target) -> str:
+    """The address the LAN checks aim at: --lan-address, else the container's or the inventory's address."""
+    return target.lan_address or (docker_address(target.address) if target.connection == "docker" else target.address)
+
+
+def scan_namespace(scan_from: str | None) -> tuple[list[str], str] | str:
+    """(argv prefix, who scans) for running a scan on this machine or in --scan-from-container's network namespace;
+    an error message when that container is not running."""
+    if not scan_from:
+        return [], "this machine"
+    pid = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Pid}}", scan_from], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not pid or pid == "0":
+        return f"--scan-from-container {scan_from}: not running"
+    return ["nsenter", "-t", pid, "-n"], f"container {scan_from} ({docker_address(scan_from)})"
+
+
 def check_ports(target: Target, scan_from: str | None, ports: str) -> CheckResult:
     if not shutil.which("nmap"):
         return CheckResult("ports", "error", "nmap not found on this machine: apt-get install nmap / brew install nmap")
-    address = target.lan_address or (
-        docker_address(target.address) if target.connection == "docker" else target.address
-    )
-    prefix: list[str] = []
-    scanner = "this machine"
-    if scan_from:
-        pid = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", scan_from], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        if not pid or pid == "0":
-            return CheckResult("ports", "error", f"--scan-from-container {scan_from}: not running")
-        prefix = ["nsenter", "-t", pid, "-n"]
-        scanner = f"container {scan_from} ({docker_address(scan_from)})"
+    address = lan_facing_address(target)
+    where = scan_namespace(scan_from)
+    if isinstance(where, str):
+        return CheckResult("ports", "error", where)
+    prefix, scanner = where
     # a SYN scan when root may send raw packets (no connection is completed: faster), else a connect scan; a LAN
     # address answers fast, so one retry and at least 2000 probes a second (65535 ports in about half a minute)
     scan = "-sS" if os.geteuid() == 0 else "-sT"
@@ -581,19 +591,11 @@ def check_lan(target: Target, scan_from: str | None) -> CheckResult:
     destinations = lan_destinations(r.stdout.decode(errors="replace"))
     if not destinations:
         return CheckResult("lan", "pass", "nothing is bound to loopback or the tailnet address: nothing to probe")
-    address = target.lan_address or (
-        docker_address(target.address) if target.connection == "docker" else target.address
-    )
-    prefix: list[str] = []
-    prober = "this machine"
-    if scan_from:
-        pid = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", scan_from], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        if not pid or pid == "0":
-            return CheckResult("lan", "error", f"--scan-from-container {scan_from}: not running")
-        prefix = ["nsenter", "-t", pid, "-n"]
-        prober = f"container {scan_from}"
+    address = lan_facing_address(target)
+    where = scan_namespace(scan_from)
+    if isinstance(where, str):
+        return CheckResult("lan", "error", where)
+    prefix, prober = where
     dests = [f"{a}:{p}" for a, p in sorted(destinations)]
     cmd = [*prefix, sys.executable, "-m", "homeport.lanprobe", address, *dests]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
