@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import ipaddress
 import json
-import os
 import re
 import secrets
 import socket
@@ -229,5 +228,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     sys.exit(main())

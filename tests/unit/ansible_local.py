@@ -81,3 +81,28 @@ def run_role_locally(
         argv.append("--check")
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir, check=False)
     return proc, proc.stdout + proc.stderr
+
+
+SSHD_DROPIN_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:
+    - {root}/roles/hardening/defaults/main.yml
+    - {root}/roles/hardening/vars/main.yml
+  tasks:
+    - ansible.builtin.template:
+        src: {root}/roles/hardening/templates/100-homeport.conf.j2
+        dest: "{{{{ out }}}}"
+        mode: "0644"
+"""
+
+
+def render_sshd_dropin(workdir: Path, **variables) -> str:
+    """The hardening role's sshd drop-in (100-homeport.conf.j2) as its template task renders it, for the admin user
+    ``admin`` unless ``variables`` say otherwise; written to ``workdir``/100-homeport.conf and returned."""
+    out = workdir / "100-homeport.conf"
+    base = {"hardening_ssh_allow_users": ["admin"], "homeport_admin_user": "admin"}
+    r = run_local_playbook(workdir, SSHD_DROPIN_PLAY.format(root=ROOT), {"out": str(out), **base, **variables})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out.read_text(encoding="utf-8")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_local import run_local_playbook
+from ansible_local import render_sshd_dropin, run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 ME = getpass.getuser()
@@ -260,43 +260,20 @@ def test_homebrew_prefix_is_not_hard_coded_outside_the_shared_facts():
     assert "/opt/homebrew" not in status
 
 
-DROPIN_PLAY = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {root}/roles/hardening/defaults/main.yml
-    - {root}/roles/hardening/vars/main.yml
-  tasks:
-    - ansible.builtin.template:
-        src: {root}/roles/hardening/templates/100-homeport.conf.j2
-        dest: "{{{{ out }}}}"
-        mode: "0644"
-"""
-
-
-def dropin(tmp_path: Path, **variables) -> str:
-    out = tmp_path / "100-homeport.conf"
-    base = {"hardening_ssh_allow_users": ["admin"], "homeport_admin_user": "admin"}
-    r = run_local_playbook(tmp_path, DROPIN_PLAY.format(root=ROOT), {"out": str(out), **base, **variables})
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out.read_text(encoding="utf-8")
-
-
 def test_mac_sshd_gives_ssh_commands_homebrews_path(tmp_path):
-    text = dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/opt/homebrew")
+    text = render_sshd_dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/opt/homebrew")
     assert "SetEnv PATH=/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin" in text.splitlines()
-    text = dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/usr/local")
+    text = render_sshd_dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/usr/local")
     assert "SetEnv PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" in text.splitlines()
 
 
 def test_debian_sshd_dropin_has_no_setenv(tmp_path):
-    assert "SetEnv" not in dropin(tmp_path, homeport_os_family="Debian")
+    assert "SetEnv" not in render_sshd_dropin(tmp_path, homeport_os_family="Debian")
 
 
 @pytest.mark.needs_tool("sshd", "ssh-keygen")
 def test_mac_sshd_dropin_is_valid_sshd_config(tmp_path):
-    text = dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/opt/homebrew")
+    text = render_sshd_dropin(tmp_path, homeport_os_family="Darwin", homeport_brew_prefix="/opt/homebrew")
     key = tmp_path / "hostkey"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     conf = tmp_path / "sshd_config"

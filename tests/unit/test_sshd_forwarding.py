@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ansible_local import run_local_playbook
+from ansible_local import render_sshd_dropin
 
 from homeport import connect, quick
 
@@ -28,20 +28,6 @@ IMAGE = "homeport/debian:13"
 NAME = f"sshd-forwarding-{os.getpid()}"
 WEB = 8080
 pytestmark = pytest.mark.docker
-
-DROPIN_PLAY = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {root}/roles/hardening/defaults/main.yml
-    - {root}/roles/hardening/vars/main.yml
-  tasks:
-    - ansible.builtin.template:
-        src: {root}/roles/hardening/templates/100-homeport.conf.j2
-        dest: "{{{{ out }}}}"
-        mode: "0644"
-"""
 
 
 def _docker_ok() -> bool:
@@ -69,13 +55,7 @@ def host(tmp_path_factory):
         pytest.skip(f"needs Docker with {IMAGE} and ssh")
     work = tmp_path_factory.mktemp("sshd-forwarding")
     dropin = work / "100-homeport.conf"
-    r = run_local_playbook(
-        work,
-        DROPIN_PLAY.format(root=ROOT),
-        {"out": str(dropin), "hardening_ssh_allow_users": ["admin"], "homeport_admin_user": "admin",
-         "homeport_os_family": "Debian"},
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    render_sshd_dropin(work, homeport_os_family="Debian")
     subprocess.run(
         ["docker", "run", "-d", "--rm", "--name", NAME, "--entrypoint", "sleep", IMAGE, "infinity"],
         check=True, capture_output=True,
