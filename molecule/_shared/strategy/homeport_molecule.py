@@ -2,8 +2,8 @@
 
 Every molecule scenario talks to its containers through ``community.docker.docker``, a new ``docker exec`` and a
 new Python per task. Mitogen keeps one Python per target and sends it the module (ansible_mitogen's ``docker``
-transport: ``docker exec --interactive CONTAINER python``). Measured once, on a machine other work shared: a no-
-change converge of molecule/lan_attack took 20 s wall instead of 43 s, and 31 busy CPU seconds of the machine
+transport: ``docker exec --interactive CONTAINER python``). Measured once, on a machine other work shared: a
+no-change converge of molecule/lan_attack took 20 s wall instead of 43 s, and 31 busy CPU seconds of the machine
 instead of 83. Mitogen's strategy redirects connection plugins by their short name only
 (ansible_mitogen/strategy.py, REDIRECTED_CONNECTION_PLUGINS and wrap_connection_loader__get_with_context: ``name in
 REDIRECTED_CONNECTION_PLUGINS``), and molecule's docker driver writes the fully qualified
