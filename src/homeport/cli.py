@@ -16,7 +16,7 @@ from homeport import drift as drift_summary
 from homeport import inventory as inventory_files
 from homeport import sandbox as sandbox_host
 from homeport import status as status_summary
-from homeport.runner import RunOptions, run_playbook
+from homeport.runner import RunOptions, run_playbook  # ansible_runner itself is imported by a run (issue 29)
 
 try:
     from typer._click.exceptions import UsageError
@@ -144,7 +144,8 @@ def status_report(service_mb: float) -> Report:
     """`homeport status`: one screen per host; exit 5 when an alert fires on a host's Prometheus (issue 16)."""
 
     def report(record: events.RunRecord, as_json: bool) -> int:
-        summary = status_summary.summarise(record.stats.get(contract.STATUS_STAT) or {}, service_mb=service_mb)
+        docs = record.stats.get(contract.STATUS_STAT) or {}
+        summary = status_summary.summarise(docs, service_mb=service_mb, calls=record.host_calls)
         if as_json:
             print(json.dumps({**record.as_dict(), "summary": summary["hosts"]}, indent=2, sort_keys=True, default=str))
         else:

@@ -33,6 +33,9 @@ HIDDEN = "(hidden: this task handles a secret)"
 # validate*.yml, before any task of the run changed anything, means: the configuration was refused and nothing was
 # changed (exit 3). The preflight runs every role's validate.yml first (roles/preflight/tasks/roles.yml).
 VALIDATION_FILES = re.compile(r"/roles/[^/]+/tasks/validate[^/]*\.yml:\d+$")
+# The stack role's checks of the staged release (after the lock and a temporary staging directory, both scratch): a
+# refusal there changed nothing either, but not "before any role ran" (issue 31).
+STAGED_FILES = re.compile(r"/roles/stack/tasks/validate_release\.yml:\d+$")
 VALIDATION_ACTIONS = {
     "validate_argument_spec",
     "ansible.builtin.validate_argument_spec",
@@ -41,6 +44,12 @@ VALIDATION_ACTIONS = {
     "fail",
     "ansible.builtin.fail",
 }
+# Actions that run on the controller only (no exchange with the host): their duration says nothing of the link
+CONTROLLER_ACTIONS = {
+    "add_host", "assert", "debug", "fail", "group_by", "import_playbook", "import_role", "import_tasks", "include",
+    "include_role", "include_tasks", "include_vars", "meta", "pause", "set_fact", "set_stats",
+    "validate_argument_spec",
+}  # fmt: skip
 _PREFIX = re.compile(r"^(?:Task failed: |Action failed: )+")
 
 
@@ -64,6 +73,7 @@ class Failure:
     message: str
     unreachable: bool = False
     validation: bool = False
+    staged: bool = False  # a validation failure of the staged release (STAGED_FILES), not of the preflight
 
 
 @dataclass
@@ -78,6 +88,9 @@ class RunRecord:
     stats: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. homeport_status)
     errors: list[str] = field(default_factory=list)  # ansible's own errors (syntax, inventory) outside tasks
     interrupted: bool = False  # stopped by Ctrl-C / SIGTERM (runner.interruptible)
+    # host -> seconds of the run's fastest task that went to the host (an upper bound of the round trip over the
+    # run's own SSH connection; `homeport status` shows it when the system cannot tell the connection's RTT)
+    host_calls: dict[str, float] = field(default_factory=dict)
 
     @property
     def hosts(self) -> list[str]:
@@ -97,6 +110,19 @@ class RunRecord:
         if drift and self.changes:
             return EXIT_DRIFT
         return EXIT_OK
+
+    def note_host_call(self, host: str, action: str, seconds: Any, res: dict) -> None:
+        """Keep the fastest task of ``host`` that exchanged something with it (not a controller-only action, not
+        delegated elsewhere)."""
+        short = action.removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
+        if not host or short in CONTROLLER_ACTIONS or "_ansible_delegated_vars" in res:
+            return
+        try:
+            value = float(seconds)
+        except (TypeError, ValueError):
+            return
+        if value > 0 and value < self.host_calls.get(host, float("inf")):
+            self.host_calls[host] = value
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -245,6 +271,7 @@ class EventHandler:
 
     def _on_runner_on_ok(self, data: dict) -> None:
         res = data.get("res") or {}
+        self.record.note_host_call(data.get("host", ""), data.get("task_action", ""), data.get("duration"), res)
         if "censored" in res:
             # a no_log result arrives censored, without its `changed` flag: the callback's own line still says it
             # (the first line: with -v the censored result follows, and it holds its own "changed: false")
@@ -318,6 +345,7 @@ class EventHandler:
                 and not self.record.changes
             ),
         )
+        failure.staged = failure.validation and bool(STAGED_FILES.search(data.get("task_path") or ""))
         self.record.failures.append(failure)
         word = "unreachable" if unreachable else "failed"
         self._plain(Text(f"  {word}: [{failure.host}] {self._label(role, failure.task)}", style="red"))
@@ -396,7 +424,14 @@ def render_result(console: Console, record: RunRecord) -> None:
         )
     for line in record.errors:
         console.print(Text(clean(line), style="red"), highlight=False)
-    if record.failures and any(f.validation for f in record.failures):
+    refusals = [f for f in record.failures if f.validation]
+    if refusals and all(f.staged for f in refusals):
+        console.print(
+            "Nothing was changed: the release was refused after it was staged in a temporary directory; the live "
+            "project, its containers and the current release were not touched.",
+            style="bold",
+        )
+    elif refusals:
         console.print("Nothing was changed: the configuration was refused before any role ran.", style="bold")
 
 

@@ -1,9 +1,11 @@
 """Daily verbs that go straight over SSH, no playbook run: `homeport ps`, `logs`, `exec`, `restart`.
 
 Each verb is one ``ssh`` call (``exec``: two, the service is resolved first so that the exit code of the user's
-command is passed through untouched) with the runner's SSH settings: host key checking on, the inventory's
-host/user/port/key and common args, ControlPersist 600 s at the ControlPath ansible-core's ssh plugin uses, so a
-verb right after a playbook run (or another verb) reuses that SSH master and costs one round trip.
+command is passed through untouched) with the runner's SSH settings (homeport.runner.ssh_master_args, the one place
+that also builds the playbook runs' ssh options): host key checking on, the inventory's host/user/port/key and
+common args, compression, ControlPersist 600 s at the ControlPath ansible-core's ssh plugin uses, so a verb right
+after a playbook run (or another verb) reuses that SSH master and costs one round trip, and a playbook run after a
+verb joins a master as compressed as its own (issue 29).
 
 The remote side is a short POSIX sh script built here (:func:`remote_script`). It talks to the stack's compose
 project by its labels (``com.docker.compose.project`` = ``stack_project_name``, ``com.docker.compose.service``),
@@ -30,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from homeport import paths, safe_text
-from homeport.runner import SSH_ARGS, control_path_dir
+from homeport import paths, runner, safe_text
+from homeport.runner import control_path_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -185,16 +187,13 @@ def logs_args(follow: bool = False, since: str | None = None, tail: str | None =
 
 def control_path(host: Host) -> str:
     """The ControlPath ansible-core's ssh plugin uses for this host (so a verb reuses a playbook run's master)."""
-    from ansible.plugins.connection.ssh import Connection  # noqa: PLC0415 - ansible is heavy, import on use
-
-    return Connection._create_control_path(host.address, host.port or 22, host.user) % {
-        "directory": str(control_path_dir())
-    }
+    return runner.control_path(host.address, host.port, host.user)
 
 
 def ssh_argv(host: Host, remote: str, tty: bool = False) -> list[str]:
-    """ssh with the runner's settings (host key checking on, BatchMode), running ``remote`` with sh."""
-    cmd = ["ssh", *shlex.split(SSH_ARGS), "-o", f"ControlPath={control_path(host)}", "-o", "BatchMode=yes"]
+    """ssh with the runner's settings (the master's options of playbook runs, host key checking on, BatchMode),
+    running ``remote`` with sh."""
+    cmd = ["ssh", *runner.ssh_master_args(host.address, host.port, host.user), "-o", "BatchMode=yes"]
     cmd += ["-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={SSH_CONNECT_TIMEOUT}"]
     cmd += shlex.split(host.common_args)
     cmd.append("-tt" if tty else "-T")

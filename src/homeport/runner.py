@@ -8,6 +8,9 @@ collection ``homeport.homeport`` so ``homeport.homeport.to_bytes`` and friends r
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
+import json
 import os
 import secrets
 import shlex
@@ -16,24 +19,51 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
-
 from homeport import contract, inventory_check, paths, vault
 from homeport.events import EventHandler, Failure, RunRecord
 
+# ansible_runner is imported where a playbook runs (run_playbook): `homeport --help` and the quick verbs need none
+# of it (issue 29)
+
 KEEP_ARTIFACTS = 20
 FACT_CACHE_TIMEOUT = 24 * 3600
-# Far-away host: one SSH connection reused for 10 minutes, pipelining, keepalives.
-SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=600s -o ServerAliveInterval=30 -o ServerAliveCountMax=4"
+# THE ssh options of every connection homeport makes to a host: playbook runs (ANSIBLE_SSH_ARGS, for ansible-core's
+# ssh plugin and Mitogen alike), the quick verbs (homeport.quick), the image shipping (plugins/action/image_ship.py
+# reads ANSIBLE_SSH_ARGS). Far-away host: one SSH master reused for 10 minutes, keepalives, and compression: the
+# master's settings are those of whichever ssh started it, so a quick verb's master without compression made the
+# next playbook run upload 1.22 MB instead of 0.34 MB (issue 29); Mitogen asks for compression on its own.
+SSH_OPTIONS = (
+    "ControlMaster=auto",
+    "ControlPersist=600s",
+    "Compression=yes",
+    "ServerAliveInterval=30",
+    "ServerAliveCountMax=4",
+)
+SSH_ARGS = " ".join(f"-o {option}" for option in SSH_OPTIONS)
 
 
 def control_path_dir() -> Path:
     """Short directory for SSH control sockets (a socket path must stay under ~104 bytes)."""
     return Path.home() / ".ansible" / "cp"
+
+
+def control_path(address: str, port: int | None, user: str | None) -> str:
+    """The ControlPath ansible-core's ssh plugin uses for this host with the runs' control path directory (Mitogen
+    gets the same one: homeport.mitogen_preload.control_path_args), so every ssh of homeport shares one master."""
+    from ansible.plugins.connection.ssh import Connection  # noqa: PLC0415 - ansible is heavy, import on use
+
+    return Connection._create_control_path(address, port or 22, user) % {"directory": str(control_path_dir())}
+
+
+def ssh_master_args(address: str, port: int | None, user: str | None) -> list[str]:
+    """The ssh options (argv words) that join or start this host's master as playbook runs do: SSH_ARGS and the
+    ControlPath. The quick verbs start their ssh with these."""
+    return [*shlex.split(SSH_ARGS), "-o", f"ControlPath={control_path(address, port, user)}"]
 
 
 @dataclass
@@ -85,7 +115,7 @@ def build_env(private_dir: Path) -> dict[str, str]:
         "ANSIBLE_SHOW_CUSTOM_STATS": "False",
         # the vault password reaches the client script through a Unix socket, never through the environment
         vault.ENV_PASSWORD: "",
-        **mitogen_env(),
+        **mitogen_env(cache=private_dir / "mitogen-fence.json"),
     }
 
 
@@ -96,15 +126,61 @@ STRATEGY_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "strategy"
 MITOGEN_WARNINGS: list[str] = []
 
 
-def mitogen_env() -> dict[str, str]:
+def _fence_key() -> str:
+    """What the Mitogen fence's verdict depends on: this interpreter, the installed ansible-core, mitogen and
+    ansible_mitogen files (path, size, modification time) and homeport's own patches. Found without importing any
+    of them (importlib.util.find_spec of a top-level package loads nothing)."""
+    parts = [sys.executable, sys.version]
+    files = [Path(__file__).with_name("mitogen_preload.py"), Path(__file__)]
+    for package in ("ansible_mitogen", "mitogen"):
+        spec = importlib.util.find_spec(package)
+        for where in (spec.submodule_search_locations or []) if spec else []:
+            files += sorted(Path(where).glob("*.py"))
+    spec = importlib.util.find_spec("ansible")
+    for where in (spec.submodule_search_locations or []) if spec else []:
+        files.append(Path(where) / "release.py")
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            parts.append(f"{f}:missing")
+            continue
+        parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def mitogen_env(cache: Path | None = None) -> dict[str, str]:
     """Mitogen, through homeport's ``homeport_linear`` strategy (Mitogen's ``mitogen_linear`` plus ahead-of-time
     module forwarding, homeport.mitogen_preload): on when the package is installed (a homeport dependency), because
     it is correct and several times faster over a far link (bench/, docs/bench.md). HOMEPORT_MITOGEN=0 turns it
-    off; HOMEPORT_MITOGEN=1 insists on it (an error when the package is missing)."""
+    off; HOMEPORT_MITOGEN=1 insists on it (an error when the package is missing).
+
+    The fence's verdict takes ansible's and Mitogen's imports (0.2 CPU s, and cryptography's DSA deprecation
+    warning from ansible's SSH agent code); with ``cache`` (a file: the runs' private data dir holds it) it is
+    computed once per installation (:func:`_fence_key`) and read back on later runs (issue 29)."""
     wanted = os.environ.get("HOMEPORT_MITOGEN", "").strip().lower()
     if wanted in {"0", "false", "no", "off"}:
         return {}
     MITOGEN_WARNINGS.clear()
+    if cache is None:
+        return _mitogen_fence(wanted)
+    key = _fence_key()
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        if stored["key"] == key and stored["wanted"] == wanted:
+            MITOGEN_WARNINGS.extend(str(w) for w in stored["warnings"])
+            return {str(k): str(v) for k, v in stored["env"].items()}
+    env = _mitogen_fence(wanted)
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "wanted": wanted, "env": env, "warnings": MITOGEN_WARNINGS}))
+        tmp.replace(cache)
+    return env
+
+
+def _mitogen_fence(wanted: str) -> dict[str, str]:
+    """mitogen_env's verdict, computed: imports ansible_mitogen and checks homeport's hooks."""
     try:
         import ansible_mitogen  # noqa: PLC0415 - optional at import time: HOMEPORT_MITOGEN=0 works without it
     except ImportError as exc:
@@ -115,15 +191,19 @@ def mitogen_env() -> dict[str, str]:
     # whose internals changed -> plain mitogen_linear; one warning naming the cause, never a failed run
     from homeport import mitogen_preload  # noqa: PLC0415
 
-    try:
-        import ansible_mitogen.loaders  # noqa: PLC0415 - raises on an ansible-core it does not support
-    except Exception as exc:
-        MITOGEN_WARNINGS.append(
-            f"Mitogen cannot run with this ansible-core ({type(exc).__name__}: {exc}); "
-            "running with ansible-core's linear strategy (slower over a far link)"
-        )
-        return {}
-    problems = mitogen_preload.compatibility_problems()
+    # ansible's SSH agent code (imported on the way) uses cryptography's deprecated DSA names: that warning is
+    # ansible's business, not the user's, and printed two lines at the top of every run
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DSA is deprecated")
+        try:
+            import ansible_mitogen.loaders  # noqa: PLC0415 - raises on an ansible-core it does not support
+        except Exception as exc:
+            MITOGEN_WARNINGS.append(
+                f"Mitogen cannot run with this ansible-core ({type(exc).__name__}: {exc}); "
+                "running with ansible-core's linear strategy (slower over a far link)"
+            )
+            return {}
+        problems = mitogen_preload.compatibility_problems()
     if problems:
         MITOGEN_WARNINGS.append(
             "Mitogen's internals changed, running plain mitogen_linear without homeport's speed-ups: "
@@ -313,6 +393,8 @@ def run_playbook(opts: RunOptions, handler: EventHandler) -> RunRecord:
         rotate_artifacts(paths.artifacts_dir(), KEEP_ARTIFACTS - 1)
     password = vault.resolve_password()
     client = vault.client_script(private_dir / "bin") if password else None
+    import ansible_runner  # noqa: PLC0415 - only a playbook run needs it (issue 29: start-up)
+
     with (
         vault.PasswordPipe(password) if password else contextlib.nullcontext() as pipe,
         handler,

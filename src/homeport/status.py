@@ -4,9 +4,9 @@ The status play (playbooks/status.yml: the preflight's global checks, then role 
 gathers everything on each host in one remote call and publishes it with set_stats under ``homeport_status``
 (``contract.STATUS_STAT``, a mapping host ->
 document, see roles/homeport/tasks/status.yml). This module turns those documents into a summary (pure
-functions: :func:`summarise_host`, :func:`summarise`) and renders it (:func:`render`); the only thing it does
-on its own is time a TCP connect to each host's SSH port from this machine (:func:`measure_latency`): over
-Tailscale that is the tailnet latency the user feels.
+functions: :func:`summarise_host`, :func:`summarise`) and renders it (:func:`render`). It adds the latency from
+here to each host, taken from the run's own SSH exchange, with no probe of its own (:func:`latency_ms`, issue 29):
+over Tailscale that is the tailnet latency the user feels.
 
 JSON (``homeport status --json``), one document on stdout: the run record every verb prints (``status``,
 ``exit_code``, ``recap``, ``failures``, ``stats.homeport_status`` = the raw documents, ...) plus ``summary``,
@@ -31,8 +31,9 @@ host -> the summary below::
     }
 
 ``vm_mb`` is the Colima VM's memory on macOS and the host's RAM on Debian; ``limits_mb``/``usage_mb`` are the
-sums over the containers (``docker inspect`` HostConfig.Memory / ``docker stats``); ``latency_ms`` is measured
-from this machine (TCP connect to the host's SSH port: over Tailscale, the tailnet round trip).
+sums over the containers (``docker inspect`` HostConfig.Memory / ``docker stats``); ``latency_ms`` is the round
+trip from this machine over the status run's own SSH connection: the kernel's smoothed RTT of the SSH master's TCP
+connection where ``ss`` shows it (Linux), else the run's fastest task on the host (one exchange: an upper bound).
 ``null`` means "not known" (no Docker, no backup yet, no Tailscale, latency not measurable).
 """
 
@@ -40,9 +41,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import statistics
-import time
+import re
+import shutil
+import subprocess
 from typing import Any
 
 from rich.console import Console, Group, JustifyMethod
@@ -130,18 +131,62 @@ def human_duration(seconds: float | None) -> str:
     return f"{minutes}m"
 
 
-def measure_latency(address: str, port: int, samples: int = 3, timeout: float = 3.0) -> float | None:
-    """Median milliseconds of a TCP connect to address:port from here (one round trip), None when unreachable."""
-    times = []
-    for _ in range(samples):
-        t0 = time.monotonic()
-        try:
-            with socket.create_connection((address, port), timeout=timeout):
-                pass
-        except OSError:
-            continue
-        times.append((time.monotonic() - t0) * 1000)
-    return round(statistics.median(times), 1) if times else None
+def _master_pid(address: str, port: int | None, user: str | None) -> int | None:
+    """The pid of the SSH master the runs keep for this host (ControlPersist), asked over its control socket: ``ssh
+    -O check`` talks to the local master only, never to the host."""
+    from homeport import runner  # noqa: PLC0415 - ansible's control path name, only for an ssh host
+
+    if not shutil.which("ssh"):
+        return None
+    target = f"{user}@{address}" if user else address
+    argv = ["ssh", "-o", f"ControlPath={runner.control_path(address, port, user)}", "-O", "check"]
+    argv += ["-p", str(port or 22), target]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"Master running \(pid=(\d+)\)", r.stderr + r.stdout)
+    return int(found.group(1)) if r.returncode == 0 and found else None
+
+
+def master_rtt_ms(address: str, port: int | None, user: str | None) -> float | None:
+    """The kernel's smoothed round-trip time of the SSH master's TCP connection to the host (``ss -tinp``, Linux):
+    measured by TCP on the run's own traffic, nothing sent for it. None where the system does not show it."""
+    if not shutil.which("ss"):
+        return None
+    pid = _master_pid(address, port, user)
+    if pid is None:
+        return None
+    try:
+        r = subprocess.run(["ss", "-Htinp", "state", "established"], capture_output=True, text=True, timeout=5,
+                           check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    entries: list[str] = []
+    for line in r.stdout.splitlines():
+        if line[:1].isspace() and entries:
+            entries[-1] += " " + line.strip()
+        elif line.strip():
+            entries.append(line.strip())
+    for entry in entries:
+        rtt = re.search(r"\brtt:([\d.]+)/", entry)
+        if f"pid={pid}," in entry and rtt:
+            return round(float(rtt.group(1)), 1)
+    return None
+
+
+def latency_ms(doc: dict, call_seconds: float | None) -> float | None:
+    """From here to the host over the status run's own SSH connection, with no probe (issue 29): the kernel's RTT
+    of the SSH master's connection when the system shows it, else the run's fastest task on the host (one exchange
+    over that connection: an upper bound). None for a local connection or when neither is known."""
+    if not doc.get("address") or doc.get("connection", "ssh") in LOCAL_CONNECTIONS:
+        return None
+    port = int(doc.get("port") or 22)
+    user = doc.get("user") or None
+    kernel = master_rtt_ms(str(doc["address"]), port, str(user) if user else None)
+    if kernel is not None:
+        return kernel
+    return round(call_seconds * 1000, 1) if call_seconds else None
 
 
 def _drill_summary(raw: Any, now: dt.datetime, warnings: list[str]) -> dict | None:
@@ -366,13 +411,13 @@ def summarise(
     now: dt.datetime | None = None,
     measure: bool = True,
     service_mb: float = DEFAULT_SERVICE_MB,
+    calls: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Every host's summary; with ``measure``, the latency from here to each host's SSH port."""
+    """Every host's summary; with ``measure``, the latency from here to each host over the run's own SSH connection
+    (:func:`latency_ms`; ``calls``: host -> seconds of the run's fastest task on it, RunRecord.host_calls)."""
     hosts = {}
     for host, doc in sorted(status_doc.items()):
-        latency = None
-        if measure and doc.get("address") and doc.get("connection", "ssh") not in LOCAL_CONNECTIONS:
-            latency = measure_latency(str(doc["address"]), int(doc.get("port") or 22))
+        latency = latency_ms(doc, (calls or {}).get(host)) if measure else None
         hosts[host] = summarise_host(doc, now=now, latency_ms=latency, service_mb=service_mb)
     return {"hosts": hosts}
 

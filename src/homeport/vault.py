@@ -22,9 +22,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ansible.constants import DEFAULT_VAULT_ID_MATCH
-from ansible.parsing.vault import VaultLib, VaultSecret
-
 from homeport import paths
 
 ENV_PASSWORD = "HOMEPORT_VAULT_PASSWORD"  # noqa: S105 - the name of the variable
@@ -94,6 +91,11 @@ def ensure_password() -> tuple[str, str]:
 
 
 def _vault(password: str):
+    # ansible's vault (0.2 CPU s of imports) only where something is encrypted or decrypted: every other verb, and
+    # the password client ansible-playbook runs, start without it (issue 29)
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH  # noqa: PLC0415
+    from ansible.parsing.vault import VaultLib, VaultSecret  # noqa: PLC0415
+
     return VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password.encode("utf-8")))])
 
 

@@ -154,31 +154,18 @@ def test_render_one_screen_per_host():
 
 
 def test_latency_is_measured_for_ssh_hosts_only(monkeypatch):
+    """From the run's own SSH exchange (issue 29: no probe of its own; tests/unit/test_daily_loop_issue29.py)."""
     calls = []
-    monkeypatch.setattr(status, "measure_latency", lambda a, p, **kw: calls.append((a, p)) or 42.0)
+    monkeypatch.setattr(status, "master_rtt_ms", lambda a, p, u: calls.append((a, p, u)) or 42.0)
     summary = status.summarise(
         {
-            "mini": mac_doc(address="mini.tail1234.ts.net", port=22, connection="ssh"),
+            "mini": mac_doc(address="mini.tail1234.ts.net", port=22, connection="ssh", user="admin"),
             "local": mac_doc(address="localhost", connection="local"),
         }
     )
-    assert calls == [("mini.tail1234.ts.net", 22)]
+    assert calls == [("mini.tail1234.ts.net", 22, "admin")]
     assert summary["hosts"]["mini"]["tailnet"]["latency_ms"] == 42.0
     assert summary["hosts"]["local"]["tailnet"]["latency_ms"] is None
-
-
-def test_measure_latency_against_a_real_listener():
-    import socket
-
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(8)
-        ms = status.measure_latency("127.0.0.1", srv.getsockname()[1])
-    assert ms is not None and 0 <= ms < 1000
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    assert status.measure_latency("127.0.0.1", closed, samples=1) is None
 
 
 def test_status_gathering_is_one_remote_call():
