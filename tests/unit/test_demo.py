@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sandbox_checks
 from conftest import missing
 from typer.testing import CliRunner
 
@@ -176,3 +177,23 @@ def test_demo_does_the_main_job_and_reruns_change_nothing(demo):
             ["docker", "exec", NAME, "docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True
         )
         assert remote.stdout.strip() == local.stdout.strip() != ""
+
+
+def test_the_sandbox_keeps_ssh_strict_and_reruns_ask_systemd_once(demo):
+    """What test_sandbox::test_sandbox_bootstrap_is_idempotent checks (the compat lane runs it on the oldest
+    versions), here on the demo's sandbox after its no-change bootstrap (the second demo run, above)."""
+    assert len(demo["runs"]) == 2, "runs after test_demo_does_the_main_job_and_reruns_change_nothing"
+    sandbox_checks.assert_strict_ssh_and_one_master(demo["home"] / ".homeport" / "sandbox")
+    ssh = _homeport(demo, "sandbox", "ssh", "--", "sudo", "-n", "true")
+    assert ssh.returncode == 0, ssh.stderr
+    sandbox_checks.assert_systemd_asked_once(demo["home"] / ".homeport" / "artifacts")
+
+
+def test_drift_by_tag_checks_that_role_only(demo):
+    """Last in this file: it leaves drift behind."""
+
+    def drift(tag: str) -> tuple[int, str]:
+        r = _homeport(demo, "drift", "--sandbox", "--tags", tag, "--json")
+        return r.returncode, r.stdout + r.stderr[-2000:]
+
+    sandbox_checks.assert_drift_by_tag(NAME, drift)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-import yaml
+import sandbox_checks
 from conftest import missing
 from typer.testing import CliRunner
 
@@ -45,10 +45,6 @@ def test_sandbox_bootstrap_is_idempotent(sandbox_cli, project):
     runner, _ = sandbox_cli
     up = runner.invoke(app, ["sandbox", "up", "--release", "13"])
     assert up.exit_code == 0, up.output
-    inventory = (project / ".homeport" / "sandbox" / "inventory.yml").read_text()
-    assert "StrictHostKeyChecking=yes" in inventory and "UserKnownHostsFile=" in inventory
-    assert (project / ".homeport" / "sandbox" / "known_hosts").read_text().startswith("[127.0.0.1]:")
-
     first = runner.invoke(app, ["bootstrap", "--sandbox"])
     assert first.exit_code == 0, first.output[-5000:]
 
@@ -60,45 +56,14 @@ def test_sandbox_bootstrap_is_idempotent(sandbox_cli, project):
 
     ssh = runner.invoke(app, ["sandbox", "ssh", "--", "sudo", "-n", "true"])
     assert ssh.exit_code == 0
+    sandbox_checks.assert_strict_ssh_and_one_master(project / ".homeport" / "sandbox")
+    sandbox_checks.assert_systemd_asked_once(project / ".homeport" / "artifacts")
 
-    # the runs left an SSH master behind (ControlPersist=600s), at the socket ansible-core's ssh plugin would use:
-    # the next run within ten minutes skips the handshake, with or without Mitogen
-    from ansible.plugins.connection.ssh import Connection
+    def drift(tag: str) -> tuple[int, str]:
+        r = runner.invoke(app, ["drift", "--sandbox", "--tags", tag, "--json"])
+        return r.exit_code, r.stdout
 
-    from homeport import runner as homeport_runner
-
-    host = yaml.safe_load(inventory)["homeport"]["hosts"]["sandbox"]
-    socket = Connection._create_control_path(host["ansible_host"], host["ansible_port"], host["ansible_user"]) % {
-        "directory": str(homeport_runner.control_path_dir())
-    }
-    check = subprocess.run(["ssh", "-O", "check", "-o", f"ControlPath={socket}", "sandbox"], capture_output=True)
-    assert check.returncode == 0, check.stderr
-
-    # the no-change rerun asked systemd once per role and skipped every systemd_service call (real systemd output)
-    runs = sorted((project / ".homeport" / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)
-    events = [json.loads(p.read_text()) for p in (runs[-1] / "job_events").glob("*.json")]
-    skipped = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_skipped"}
-    asked = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_ok"}
-    assert {
-        "Keep sshd enabled and running",
-        "Enable fail2ban",
-        "Enable and start the timers",
-        "Enable and start Docker",
-    } <= skipped, skipped
-    assert "Ask systemd whether the hardening units are enabled and running (one call, read-only)" in asked
-    assert "Ask systemd whether the timers are enabled and running (one call, read-only)" in asked
-
-    # drift by tag: site.yml includes each enabled role with its tags applied, so `--tags backup` checks the
-    # backup role (and the preflight) and nothing else, although the hardening drop-in drifted too
-    sandbox = sandbox_cli[1]
-    edits = "echo ' ' >> /etc/homeport/backup/config.json; echo '# edit' >> /etc/ssh/sshd_config.d/100-homeport.conf"
-    subprocess.run(["docker", "exec", sandbox.CONTAINER, "sh", "-c", edits], check=True)
-    for tag, expected in (("backup", "Write the job configuration"), ("hardening", "Write the sshd drop-in")):
-        drift = runner.invoke(app, ["drift", "--sandbox", "--tags", tag, "--json"])
-        assert drift.exit_code == 2, drift.output[-3000:]
-        roles = json.loads(drift.stdout)["hosts"]["sandbox"]["roles"]
-        assert set(roles) == {tag}, roles
-        assert any(expected in c["task"] for c in roles[tag]), roles
+    sandbox_checks.assert_drift_by_tag(sandbox_cli[1].CONTAINER, drift)
 
 
 # ---- where the base image comes from (src/homeport/images/build.sh: base_method, build_base_registry) ------------
