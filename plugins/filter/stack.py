@@ -35,6 +35,11 @@ _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: restart policies that bring a service back after a power loss / engine restart
 RESTART_OK = ("unless-stopped", "always")
+#: what the engine gets for a swarm-style ``deploy.restart_policy.condition`` (compose v2 maps it when ``restart`` is
+#: not set): any -> always
+RESTART_CONDITIONS = {"any": "always", "on-failure": "on-failure", "none": "no"}
+#: the smallest memory limit Docker accepts ("Minimum memory limit allowed is 6MB")
+DOCKER_MIN_MEMORY = 6 * 1024**2
 
 #: passwords that are well-known defaults (compared case-insensitively, surrounding blanks ignored)
 DEFAULT_PASSWORDS = frozenset(
@@ -70,6 +75,19 @@ TAILNET_NETWORKS = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network(
 #: network drivers that put a container on the host's network or straight on the LAN (its own LAN address)
 LAN_DRIVERS = ("host", "macvlan", "ipvlan")
 _OPT_IN = "set stack_allow_public_ports: true to expose it on purpose"
+
+
+def restart_of_condition(condition):
+    """The restart policy the engine gets for a ``deploy.restart_policy.condition`` (``any`` is ``always``)."""
+    return RESTART_CONDITIONS.get(str(condition), condition)
+
+
+def list_value_problem(key, value):
+    """A message when ``value`` of the compose key ``key`` is a string where compose expects a list (or a mapping),
+    else None; said once, with what to write, instead of being read character by character."""
+    if not isinstance(value, str):
+        return None
+    return f"{key}: must be a list, got the string {value!r}; write {key}: [{value!r}]"
 
 
 def human(n: int) -> str:
@@ -176,7 +194,14 @@ def stack_service_errors(services, source_names=None):
                 errors.append(f"{where}.{key}: must be a dict of VARIABLE -> value")
                 continue
             errors.extend(f"{where}.{key}: {k!r} is not a valid variable name" for k in value if not _ENV_RE.match(k))
-        for dep in _depends_names(spec.get("depends_on")):
+        listed = {}
+        for key in ("depends_on", "ports", "volumes"):
+            why = list_value_problem(key, spec.get(key))
+            if why:
+                errors.append(f"{where}.{why}")
+            else:
+                listed[key] = spec.get(key)
+        for dep in _depends_names(listed.get("depends_on")):
             if dep not in services:
                 errors.append(f"{where}.depends_on: {dep!r} is not an enabled service")
     return errors
@@ -416,7 +441,7 @@ def stack_budget(config, budget, mem_total=None):
     services = (config or {}).get("services") or {}
     budget_b = _size(budget, "homeport_memory_budget")
     mem_total_b = _size(mem_total, "docker info MemTotal") if mem_total not in (None, "", 0) else None
-    rows, missing, bad_restart = [], [], []
+    rows, missing, bad_restart, tiny = [], [], [], []
     total = 0
     for name in sorted(services):
         svc = services[name]
@@ -426,9 +451,13 @@ def stack_budget(config, budget, mem_total=None):
             missing.append(name)
         else:
             total += limit * replicas
-        restart = svc.get("restart") or ((svc.get("deploy") or {}).get("restart_policy") or {}).get("condition")
+        restart = svc.get("restart") or restart_of_condition(
+            ((svc.get("deploy") or {}).get("restart_policy") or {}).get("condition")
+        )
         if restart not in RESTART_OK:
             bad_restart.append(name)
+        if limit is not None and limit < DOCKER_MIN_MEMORY:
+            tiny.append((name, limit))
         rows.append({"name": name, "limit": limit, "replicas": replicas, "total": (limit or 0) * replicas})
     breakdown = ", ".join(
         f"{r['name']}={human(r['limit'])}" + (f"x{r['replicas']}" if r["replicas"] != 1 else "")
@@ -446,6 +475,11 @@ def stack_budget(config, budget, mem_total=None):
             f"service(s) without restart unless-stopped/always (would stay down after a power loss): "
             f"{', '.join(bad_restart)}"
         )
+    errors.extend(
+        f"service {name}: memory limit {limit} bytes is under Docker's minimum of 6 MiB (a number without a unit is "
+        f"bytes: write {limit}m for {limit} MiB)"
+        for name, limit in tiny
+    )
     if total > budget_b:
         errors.append(
             f"memory limits total {human(total)} exceed homeport_memory_budget {human(budget_b)} "
@@ -606,7 +640,8 @@ def _project_exposure(project, where, default_ip, tailnet, allow_public):
         return problems
     for name in sorted(services):
         svc = services[name] if isinstance(services[name], dict) else {}
-        for entry in svc.get("ports") or []:
+        ports = svc.get("ports") or []
+        for entry in ports if isinstance(ports, list) else []:  # a string: stack_compose_file_problems names it
             host_ip = _port_host_ip(entry, default_ip)
             if host_ip is None:
                 continue

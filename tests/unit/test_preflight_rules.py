@@ -111,7 +111,7 @@ RULES = [
         "stack-compose-file-host-network",
         STACK,
         {"stack_compose_files": [str(ROOT / "tests" / "unit" / "fixtures" / "stack" / "host-network.yml")]},
-        "/host-network.yml: service db network_mode: host runs on the host's network",
+        "/host-network.yml: service metrics network_mode: host runs on the host's network",
     ),
     ("stack-keep-releases", STACK, {"stack_keep_releases": 1}, "stack_keep_releases: must be at least 2"),
     (
