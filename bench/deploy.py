@@ -1,7 +1,7 @@
 """homeport deploy bench: time from `homeport deploy <service>` to healthy, for one changed service.
 
 Starts its own docker-in-docker target (homeport/dind:13, the capabilities of ENVIRONMENT.md, systemd as PID 1),
-loads the test stack's images into it (homeport/pgvector:17, homeport/debian:13), deploys the small real stack of
+loads the test stack's images into it (homeport/pgvector:17, homeport/stackbase:13), deploys the small real stack of
 tests/stack (PostgreSQL + pgvector and the vector API built inside the target) once, then for each repetition
 changes the API's source (a copy in a temp dir) and times
 
@@ -32,7 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "bench-stack-dind13"
-IMAGES = ["homeport/pgvector:17", "homeport/debian:13"]
+IMAGES = ["homeport/pgvector:17", "homeport/stackbase:13"]
 # tmpfs mounts of the target container (its own /run, /tmp and Docker storage)
 TMPFS = ["/run", "/run/lock", "/tmp:exec", "/var/lib/docker:exec"]  # noqa: S108
 

@@ -22,6 +22,11 @@ EOF
 )
 [[ ${#pins[@]} -eq 4 ]] || { echo "compat: expected lower bounds for ansible, ansible-core, ansible-runner and mitogen in pyproject.toml, found: ${pins[*]}" >&2; exit 1; }
 key=$(printf '%s\n' "${pins[@]}" | sha1sum | cut -c1-12)
+# one builder at a time: `make test` starts `compat.sh --venv-only` in the background (tests/stage-times.sh) and the
+# compat stage waits here until that build is done, then finds the venv installed
+mkdir -p .cache
+exec 9>.cache/venv-oldest.lock
+flock 9
 if [[ ! -f $venv/.installed-$key ]]; then
   echo "compat: building $venv with ${pins[*]}"
   rm -rf "$venv"
@@ -31,6 +36,8 @@ if [[ ! -f $venv/.installed-$key ]]; then
   "$venv/bin/pip" install -q --retries 5 -e . "${pins[@]}" 'pytest>=8.0'
   touch "$venv/.installed-$key"
 fi
+flock -u 9
+if [[ ${1:-} == --venv-only ]]; then echo "compat: $venv ready"; exit 0; fi
 "$venv/bin/python" -c "import ansible.release, ansible_runner, mitogen, importlib.metadata as m; print('compat tests on ansible-core', ansible.release.__version__, '(ansible', m.version('ansible') + ', ansible-runner', m.version('ansible-runner') + ') with mitogen', '.'.join(map(str, mitogen.__version__)))"
 
 # the sandbox gets a name of its own: the main unit run may use homeport-sandbox-unittest at the same time

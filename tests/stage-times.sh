@@ -39,7 +39,17 @@ if ((sum != budget)); then
   echo "stage-times: the shares add up to ${sum}s, not the budget ${budget}s" >&2
   exit 2
 fi
+# work that waits on the network more than on the CPU (TEST_BACKGROUND, a command: the compat lane's venv of the
+# oldest versions, from PyPI) starts after the first stage (setup: the project's own pip install is done, so the two
+# never build the project at once) beside the next ones; the stage that needs it waits for it (compat.sh: flock)
+background() {
+  [[ -n ${TEST_BACKGROUND:-} ]] || return 0
+  mkdir -p .cache
+  echo "make test: in the background: $TEST_BACKGROUND (log .cache/test-background.log)"
+  bash -c "$TEST_BACKGROUND" >.cache/test-background.log 2>&1 &
+}
 for i in "${!names[@]}"; do
+  ((i == 1)) && background
   start=$(date +%s)
   $make_cmd --no-print-directory "${names[$i]}"
   rc=$?

@@ -128,19 +128,44 @@ DOCKERFILE
   rm -rf "$ctx"
 }
 
+# The test stack's images (issue 34): every scenario with a Docker host streams them into it (docker save | docker
+# load) and the demo ships them over SSH, so they are small: both start FROM homeport/stackbase:13, Debian 13 without
+# apt's caches and package lists, docs and translations, flattened into one layer (155 MB instead of 376) that a host
+# loads once for both. (Purging systemd as well
+# fails in its maintainer scripts; it stays, unused.) Bump STACK_REV when their recipe changes: an image of another
+# revision is rebuilt.
+STACK_REV=2
+have_stack() { have "$1" && [[ "$(docker image inspect -f '{{ index .Config.Labels "homeport.stack.rev" }}' "$1")" == "$STACK_REV" ]]; }
+
+build_stackbase() {
+  local tag="homeport/stackbase:13"
+  if have_stack "$tag"; then log "$tag present"; return; fi
+  log "building $tag"
+  docker build -q -t "$tag" - >/dev/null <<DOCKERFILE
+FROM homeport/debian:13 AS slim
+RUN rm -rf /var/cache/apt/* /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
+      /usr/share/locale/* /usr/share/i18n/* \
+ && find / -xdev -name __pycache__ -prune -exec rm -rf {} +
+FROM scratch
+COPY --from=slim / /
+LABEL homeport.stack.rev=$STACK_REV
+CMD ["/bin/bash"]
+DOCKERFILE
+}
+
 build_testapi() {  # the test stack's API (tests/stack/api), for the demo and the tests; only in a checkout
   local tag="homeport/testapi:1" ctx="$here/../../../tests/stack/api"
-  if have "$tag"; then log "$tag present"; return; fi
+  if have_stack "$tag"; then log "$tag present"; return; fi
   [[ -f "$ctx/Dockerfile" ]] || { log "no tests/stack/api here: $tag skipped"; return; }
   log "building $tag"
-  docker build -q -t "$tag" "$ctx" >/dev/null
+  docker build -q --label "homeport.stack.rev=$STACK_REV" -t "$tag" "$ctx" >/dev/null
 }
 
 build_pgvector() {
   local tag="homeport/pgvector:17"
-  if have "$tag"; then log "$tag present"; return; fi
+  if have_stack "$tag"; then log "$tag present"; return; fi
   log "building $tag"
-  docker build -q -t "$tag" -f "$here/pgvector.Dockerfile" "$here" >/dev/null
+  docker build -q --label "homeport.stack.rev=$STACK_REV" -t "$tag" -f "$here/pgvector.Dockerfile" "$here" >/dev/null
 }
 
 # issue 27: a 2 MB image whose containers the LAN attack scenario publishes inside its targets (loaded, not built there)
@@ -198,8 +223,8 @@ case "$what" in  # `method 13`: print where the base image of Debian 13 would co
 esac
 case "$what" in
   base | base12 | base13) ;;
-  demo) build_pgvector & d3=$!; build_testapi & d4=$!; wait $d3; wait $d4 ;;
-  *) build_dind 12 & d1=$!; build_dind 13 & d2=$!; build_pgvector & d3=$!
+  demo) build_stackbase; build_pgvector & d3=$!; build_testapi & d4=$!; wait $d3; wait $d4 ;;
+  *) build_dind 12 & d1=$!; build_dind 13 & d2=$!; { build_stackbase; build_pgvector; } & d3=$!
      wait $d1; wait $d2; wait $d3
      build_testapi
      build_moto
