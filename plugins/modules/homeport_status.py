@@ -39,6 +39,17 @@ options:
     description: The host's Prometheus (roles/monitoring), queried from the host itself; empty when monitoring is off.
     type: str
     default: ""
+  report_days:
+    description:
+      - C(homeport report) (issue 30) - when above 0, also gather the raw figures of the plan's targets over this many
+        days into C(report) - Prometheus' hourly probe counts, the stack's memory samples, the backup age, the stack
+        role's deploy records and the backup role's status.json (the CLI, src/homeport/report.py, makes the rows).
+    type: int
+    default: 0
+  deploy_records:
+    description: The stack role's deploy records (C(deploys.json) in the stack's project directory), for the report.
+    type: path
+    default: ""
   extra_path:
     description:
       - Directories searched for the tools after C(PATH) (Homebrew's bin on macOS, which sshd's non-interactive
@@ -91,6 +102,9 @@ status:
     monitoring: {description: "url, availability, latency_ms, restarts_1d, memory, alerts, error; None when off.",
                  type: dict}
     swarm: {description: "node_id, manager, nodes, services when this engine is in a swarm, else None.", type: dict}
+    report: {description: "With report_days - now, days, prometheus (availability_hourly, memory, memory_step_seconds,
+             memory_peak_bytes, backup_age, probe_latency_p95_ms, error), deploys, backup.", type: dict,
+             returned: when report_days is above 0}
 """
 
 
@@ -309,6 +323,83 @@ def monitoring(prom, fetch=http_json):
     return mon
 
 
+# ---------------------------------------------------------------------------------------------------------- report
+MAX_POINTS = 10000  # below Prometheus' 11000 points per series of a range query
+
+
+def report_prometheus(prom, days, now, fetch=http_json):
+    """The raw Prometheus figures of ``homeport report`` over ``days`` (issue 30): per probed service and hour the
+    successful and all probes (sum_over_time / count_over_time of probe_success), the stack's memory (the sum over
+    its containers) at a step that keeps the range under MAX_POINTS, its peak at the collector's resolution, the
+    backup age each hour and the probes' p95 duration. Values as numbers; the arithmetic is the CLI's."""
+    if not prom:
+        return None
+    out = {"error": None, "availability_hourly": {}, "memory": [], "backup_age": []}
+    start, window = now - days * 86400, f"{int(days)}d"
+
+    def series(expr, step):
+        query = {"query": expr, "start": f"{start + step:.3f}", "end": f"{now:.3f}", "step": f"{step}s"}
+        rows = fetch(prom + "/api/v1/query_range?" + urllib.parse.urlencode(query))["data"]["result"]
+        return [(r.get("metric") or {}, [[float(t), float(v)] for t, v in r.get("values") or []]) for r in rows]
+
+    def scalar(expr):
+        rows = fetch(prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{now:.3f}"}))
+        rows = rows["data"]["result"]
+        return float(rows[0]["value"][1]) if rows else None
+
+    try:
+        counts = {}
+        for key, fn in (("ok", "sum_over_time"), ("all", "count_over_time")):
+            for metric, values in series(f"sum by (service) ({fn}(probe_success{{{PROBES}}}[1h]))", 3600):
+                per = counts.setdefault(metric.get("service", "?"), {})
+                for t, v in values:
+                    per.setdefault(t, {})[key] = v
+        for service, per in counts.items():
+            out["availability_hourly"][service] = [
+                [t, c.get("ok", 0.0), c["all"]] for t, c in sorted(per.items()) if c.get("all")
+            ]
+        step = max(60, -(-int(days * 86400) // MAX_POINTS))
+        out["memory_step_seconds"] = step
+        for _, values in series("sum(homeport_container_memory_usage_bytes)", step):
+            out["memory"] = values
+        out["memory_peak_bytes"] = scalar(f"max_over_time(sum(homeport_container_memory_usage_bytes)[{window}:1m])")
+        for _, values in series("time() - max(homeport_backup_last_success_timestamp_seconds)", 3600):
+            out["backup_age"] = values
+        p95 = scalar(f"max(quantile_over_time(0.95, probe_duration_seconds{{{PROBES}}}[{window}]))")
+        out["probe_latency_p95_ms"] = round(1000 * p95, 1) if p95 is not None else None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        out["error"] = f"Prometheus at {prom}: {exc}"
+    return out
+
+
+def read_json(path, default):
+    """A JSON file of homeport's records; ``default`` when it does not exist, {"error"} when unreadable."""
+    if not path:
+        return default
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as exc:
+        return {"error": f"{path} is unreadable: {exc}"}
+
+
+def report(prom, days, state_dir, deploy_records, *, fetch=http_json, now=time.time):
+    """The raw document of ``homeport report``: Prometheus' figures, the deploy records, the backup status."""
+    at = now()
+    deploys = read_json(deploy_records, [])
+    backup = read_json(os.path.join(state_dir, "backup", "status.json"), None)
+    return {
+        "now": at,
+        "days": days,
+        "prometheus": report_prometheus(prom, days, at, fetch),
+        "deploys": deploys if isinstance(deploys, list) else [],
+        "deploys_error": deploys.get("error") if isinstance(deploys, dict) else None,
+        "backup": backup,
+    }
+
+
 # ----------------------------------------------------------------------------------------------------------- swarm
 def swarm(host):
     """The swarm (roles/swarm) when this engine is in one: on a manager, every node and each service's replicas."""
@@ -346,8 +437,8 @@ def swarm(host):
 
 
 # -------------------------------------------------------------------------------------------------------- document
-def gather(host, state_dir, prometheus_url="", proc="/proc", fetch=http_json):
-    """The whole status document of this host."""
+def gather(host, state_dir, prometheus_url="", proc="/proc", fetch=http_json, *, report_days=0, deploy_records=""):
+    """The whole status document of this host (and the report's raw figures with ``report_days``)."""
     out = {"errors": host.errors}
     out["uptime_seconds"], out["host_memory"] = host_uptime_memory(host, proc)
     out["disk"] = disk_use(state_dir)
@@ -359,6 +450,8 @@ def gather(host, state_dir, prometheus_url="", proc="/proc", fetch=http_json):
         out["tailscale"] = ts
     out["monitoring"] = monitoring(prometheus_url, fetch)
     out["swarm"] = swarm(host) if out["docker"] else None
+    if report_days > 0:
+        out["report"] = report(prometheus_url, report_days, state_dir, deploy_records, fetch=fetch)
     return out
 
 
@@ -368,11 +461,16 @@ def main():
             "state_dir": {"type": "path", "required": True},
             "prometheus_url": {"type": "str", "default": ""},
             "extra_path": {"type": "list", "elements": "str", "default": []},
+            "report_days": {"type": "int", "default": 0},
+            "deploy_records": {"type": "path", "default": ""},
         },
         supports_check_mode=True,
     )
     host = Host(search_path(os.environ, module.params["extra_path"]))
-    doc = gather(host, module.params["state_dir"], module.params["prometheus_url"])
+    p = module.params
+    doc = gather(
+        host, p["state_dir"], p["prometheus_url"], report_days=p["report_days"], deploy_records=p["deploy_records"]
+    )
     module.exit_json(changed=False, status=doc)
 
 

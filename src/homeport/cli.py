@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from homeport import contract, events, paths, safe_text
 from homeport import drift as drift_summary
 from homeport import inventory as inventory_files
+from homeport import report as report_rows
 from homeport import sandbox as sandbox_host
 from homeport import status as status_summary
 from homeport.runner import RunOptions, run_playbook  # ansible_runner itself is imported by a run (issue 29)
@@ -154,6 +155,28 @@ def status_report(service_mb: float) -> Report:
         if record.exit_code():
             return record.exit_code()
         return status_summary.EXIT_ALERTS if status_summary.alerts_firing(summary) else events.EXIT_OK
+
+    return report
+
+
+def report_report(html_file: Path | None) -> Report:
+    """`homeport report`: one row per target of the plan and host (src/homeport/report.py); ``--html`` writes the
+    same rows as a self-contained page."""
+
+    def report(record: events.RunRecord, as_json: bool) -> int:
+        docs = record.stats.get(contract.STATUS_STAT) or {}
+        latency = {h: status_summary.latency_ms(d, record.host_calls.get(h)) for h, d in docs.items()}
+        doc = report_rows.report({h: d.get("report") or {} for h, d in docs.items()}, latency)
+        if html_file is not None and doc["hosts"]:
+            html_file.write_text(report_rows.to_html(doc), encoding="utf-8")
+        if as_json:
+            print(json.dumps({**record.as_dict(), "report": doc["hosts"]}, indent=2, sort_keys=True, default=str))
+        else:
+            events.render_result(console, record)
+            report_rows.render(console, doc)
+            if html_file is not None and doc["hosts"]:
+                console.print(f"page written: {html_file}")
+        return record.exit_code()
 
     return report
 
@@ -408,6 +431,29 @@ def status(
         verbose=verbose,
         as_json=as_json,
         report=status_report(service_mb),
+    )
+
+
+@app.command("report")
+def report_command(
+    inventory: InventoryOpt = None,
+    sandbox: SandboxOpt = False,
+    limit: LimitOpt = None,
+    verbose: VerboseOpt = 0,
+    as_json: JsonOpt = False,
+    days: Annotated[int, typer.Option("--days", min=1, max=90, help="The window, in days (Prometheus keeps 30).")] = 7,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the rows as a phone-sized page.")] = None,
+) -> None:
+    """Check the plan's targets on each host: availability, latency, memory, deploys, starts, backups, cost."""
+    execute(
+        contract.STATUS.file,
+        inventory,
+        sandbox,
+        limit=limit,
+        verbose=verbose,
+        as_json=as_json,
+        extravars=contract.report_vars(days),
+        report=report_report(html),
     )
 
 

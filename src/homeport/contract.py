@@ -33,7 +33,8 @@ DRIFT: Final = Playbook("drift.yml", ("drift",))
 DEPLOY: Final = Playbook("deploy.yml", ("deploy",))
 ROLLBACK: Final = Playbook("rollback.yml", ("rollback",))
 BACKUP: Final = Playbook("backup.yml", ("backup run", "backup list", "backup check", "backup restore", "backup verify"))
-STATUS: Final = Playbook("status.yml", ("status",))
+# `homeport report` (issue 30) runs the status play with REPORT_DAYS: one host round trip gathers both
+STATUS: Final = Playbook("status.yml", ("status", "report"))
 PLAYBOOKS: Final = (SITE, DRIFT, DEPLOY, ROLLBACK, BACKUP, STATUS)
 
 
@@ -58,12 +59,15 @@ STACK_SERVICES_SELECTED: Final = ExtraVar("stack_services_selected", role="stack
 BACKUP_ACTION: Final = ExtraVar("homeport_backup_action", playbook=BACKUP.file)
 BACKUP_RESTORE_SNAPSHOT: Final = ExtraVar("backup_restore_snapshot", role="backup")
 BACKUP_RESTORE_TARGET: Final = ExtraVar("backup_restore_target", role="backup")
+# `homeport report --days N`: the status play also gathers the raw figures of the plan's targets over N days
+REPORT_DAYS: Final = ExtraVar("homeport_report_days", playbook=STATUS.file)
 EXTRAVARS: Final = (
     CONTROLLER_PID,
     STACK_SERVICES_SELECTED,
     BACKUP_ACTION,
     BACKUP_RESTORE_SNAPSHOT,
     BACKUP_RESTORE_TARGET,
+    REPORT_DAYS,
 )
 
 # the backup verbs, each the value of BACKUP_ACTION (choices of the backup role's backup_action)
@@ -96,6 +100,13 @@ def backup_vars(action: str, snapshot: str | None = None, target: str | None = N
     if target:
         out[BACKUP_RESTORE_TARGET.name] = target
     return out
+
+
+def report_vars(days: int) -> dict[str, object]:
+    """The extravars of `homeport report --days N` (N >= 1)."""
+    if days < 1:
+        raise ValueError(f"--days {days}: must be at least 1")
+    return {REPORT_DAYS.name: days}
 
 
 def run_vars(pid: int) -> dict[str, object]:

@@ -19,6 +19,7 @@ VERBS = ["init", "doctor", "bootstrap", "drift", "deploy", "rollback", "backup",
 VERBS += ["ps", "logs", "exec", "restart"]  # the quick verbs (issue 18)
 VERBS += ["audit"]  # independent security checks (issue 21)
 VERBS += ["connect", "tunnel"]  # the laptop side of the Mac journey (issue 15)
+VERBS += ["report"]  # the plan's targets, measured (issue 30)
 
 
 def _plain(text: str) -> str:
