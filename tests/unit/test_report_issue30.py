@@ -567,3 +567,58 @@ def test_homeport_report_for_real_with_the_roles_thresholds_and_the_page(project
     # a window below one day is refused before anything runs (exit 3)
     r = CliRunner().invoke(app, ["report", "-i", "hosts.yml", "--days", "0"])
     assert r.exit_code == 3
+
+
+# ------------------------------------------------------------------ the SLO alerts follow the roles' variables (item 2)
+def test_the_slo_alerts_follow_the_objective_and_the_memory_target(tmp_path):
+    """With an objective of 99 % (budget 1 %: page at 14.4 % and 6 %) the 1 % failures that burn a 99.9 % budget
+    (tests/unit/test_monitoring_rules.py::SLO_TESTS) page nobody, 10 % over an hour and 5 minutes pages; a 4g
+    sustained target held for 10m warns at 5 GiB."""
+    import yaml
+    from test_monitoring_rules import alert, render, silent
+
+    promtool = need_tool("promtool")
+    out = render(tmp_path / "etc", {
+        "monitoring_report_availability_percent": 99, "monitoring_report_memory_sustained": "4g",
+        "monitoring_report_memory_sustained_for": "10m",
+    })  # fmt: skip
+    rules = out / "homeport-rules.yml"
+    text = rules.read_text()
+    assert "ratio_avg1h > 0.144" in text and "ratio_avg6h > 0.06" in text and "> 4294967296" in text
+    summary = (
+        "Service api fails 16.39% of its probes: at 14.4 times the error budget of 99% (over 1h and 5m), "
+        "2% of a 30-day budget is gone in an hour."
+    )
+    doc = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'probe_success{job="http",service="site"}', "values": "1x360 0.99x300"},
+                    {"series": 'probe_success{job="stack",service="api"}', "values": "1x60 0x20"},
+                    {"series": 'homeport_container_memory_usage_bytes{name="db"}', "values": f"{5 * 1024**3}x30"},
+                ],
+                "alert_rule_test": [
+                    silent("AvailabilityBudgetBurnSlow", "590m"),
+                    silent("AvailabilityBudgetBurnFast", "60m"),
+                    # 10 failed of the last 61 probes (16.4 % > 14.4 %) and of the last 5 minutes
+                    alert("AvailabilityBudgetBurnFast", "70m", {"service": "api"}, summary),
+                    silent("MemorySustainedOverTarget", "9m"),
+                    alert(
+                        "MemorySustainedOverTarget",
+                        "11m",
+                        {},
+                        "The stack's containers have used more than 4g (the plan's sustained target) for 10m: "
+                        "5GiB now.",
+                        severity="warning",
+                    ),
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "t.yml"
+    test_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
