@@ -182,7 +182,8 @@ def rows(raw: dict[str, Any], thresholds: dict[str, Any] | None = None) -> list[
                 detail = f"{_need(a['days'], window)}; {detail}"
             out.append(
                 _row("availability", "Availability", target, src, value=round(value, 3), measured=f"{value:.3f} %",
-                     verdict=verdict, days_of_data=a["days"], detail=detail, series=a["series"])
+                     verdict=verdict, days_of_data=a["days"], detail=detail, series=a["series"],
+                 limit=th["availability_percent"])
             )  # fmt: skip
 
     # latency: laptop to host, the CLI's own measurement on this run's SSH connection; the host's probes beside it
@@ -312,7 +313,7 @@ def _backup_rows(backup: Any, th: dict, now: float, window: float, age: Any) -> 
             measured += f" (restore {float(drill['duration_seconds']):.0f} s)"
         out.append(_row("backup", "Backups", target, src, value=round(age_h, 2), measured=measured,
                         verdict=NOT_MET if problems else MET, days_of_data=len(series),
-                        detail="; ".join(problems), series=series))  # fmt: skip
+                        detail="; ".join(problems), series=series, limit=th["backup_max_age_hours"]))  # fmt: skip
 
     target = f"< ${th['max_cost_month']:g}/month"
     price = float(th["price_per_gb_month"])
@@ -352,7 +353,8 @@ COLOURS = {MET: "#1a7f37", NOT_MET: "#cf222e", NO_DATA: "#9a6700", NOT_MEASURED:
 
 
 def sparkline(series: list, limit: float | None = None, width: int = 120, height: int = 28) -> str:
-    """An inline SVG polyline of the series (one point a day), a dashed line at ``limit`` when given."""
+    """An inline SVG polyline of the series (one point a day: the worst availability, the memory peak, the longest
+    deploy, the oldest backup of each day), a dashed red line at the target (``limit``) when given."""
     values = [float(v) for _, v in series or []]
     if not values:
         return ""
@@ -404,10 +406,7 @@ def to_html(doc: dict[str, Any], title: str = "homeport report") -> str:
         out.append(f'<h2>{e(str(host))}</h2><p class="meta">last {e(str(h.get("days")))} days, {e(stamp)}</p>')
         for r in h.get("rows", []):
             colour = COLOURS.get(r["verdict"], "#6e7781")
-            limit = r.get("limit")
-            if r["id"] == "availability":
-                limit = None
-            chart = sparkline(r.get("series") or [], limit)
+            chart = sparkline(r.get("series") or [], r.get("limit"))
             out.append(
                 f'<div class="row" id="{e(str(r["id"]))}"><div class="top">'
                 f'<span class="name">{e(str(r["name"]))}</span>'
