@@ -12,6 +12,7 @@ dest=.cache/tools/bin
 # tool  Debian package  path of the tool in the package
 unpacked=(
   "promtool prometheus usr/bin/promtool"
+  "prometheus prometheus usr/bin/prometheus"
   "amtool prometheus-alertmanager usr/bin/amtool"
 )
 # tool  how it gets onto the machine (said when it is missing)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -623,3 +624,83 @@ def test_the_slo_alerts_follow_the_objective_and_the_memory_target(tmp_path):
     test_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     proc = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -------------------------------------------- a real Prometheus with known series (backfilled with promtool tsdb)
+def openmetrics(start: float, minutes: int) -> str:
+    """Three days of the series the report reads, one sample a minute: api's probes fail for 30 minutes on the second
+    day, ssh's never; the containers hold 4 + 2 GiB with a 10-minute spike of api to 9 GiB (13 GiB together)."""
+    ts = [start + 60 * i for i in range(minutes)]
+    out = ["# TYPE probe_success gauge"]
+    for service, job, down in (("api", "stack", range(1800, 1830)), ("ssh", "ssh", range(0))):
+        out += [f'probe_success{{job="{job}",service="{service}",instance="x"}} {0 if i in down else 1} {t:.3f}'
+                for i, t in enumerate(ts)]  # fmt: skip
+    out.append("# TYPE probe_duration_seconds gauge")
+    out += [f'probe_duration_seconds{{job="stack",service="api",instance="x"}} 0.0125 {t:.3f}' for t in ts]
+    out.append("# TYPE homeport_container_memory_usage_bytes gauge")
+    out += [f'homeport_container_memory_usage_bytes{{name="db"}} {4 * GIB} {t:.3f}' for t in ts]
+    out += [f'homeport_container_memory_usage_bytes{{name="api"}} {(9 if 3000 <= i < 3010 else 2) * GIB} {t:.3f}'
+            for i, t in enumerate(ts)]  # fmt: skip
+    out.append("# TYPE homeport_backup_last_success_timestamp_seconds gauge")
+    out += [f"homeport_backup_last_success_timestamp_seconds {start + 86400 * (i // 1440) + 3 * 3600} {t:.3f}"
+            for i, t in enumerate(ts)]  # fmt: skip
+    return "\n".join([*out, "# EOF", ""])
+
+
+def test_rows_from_a_real_prometheus_with_known_series(tmp_path):
+    """Prometheus (Debian's 2.42, `make tools`) loads three days of known series backfilled with `promtool tsdb
+    create-blocks-from openmetrics`; the module's real queries (report_prometheus over HTTP) give the rows their
+    exact values: availability 1 - 30/4320 for api (not met), memory peak 13 GiB and p95 6 GiB (met), and a 7-day
+    window on three days of data is not enough data."""
+    promtool, prometheus = need_tool("promtool"), need_tool("prometheus")
+    now = time.time()
+    minutes = 3 * 1440
+    start = now - minutes * 60 + 30  # the last sample 30 s before now
+    (tmp_path / "data.om").write_text(openmetrics(start, minutes))
+    data = tmp_path / "tsdb"
+    proc = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(tmp_path / "data.om"), str(data)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    argv = [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"]  # fmt: skip
+    with (tmp_path / "prometheus.log").open("w") as err:
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            for _ in range(120):
+                try:
+                    if hs.http_json(url + "/api/v1/status/runtimeinfo")["status"] == "success":
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            doc = hs.report(url, 3, str(tmp_path), "", now=lambda: now)
+            week = hs.report(url, 7, str(tmp_path), "", now=lambda: now)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    log = (tmp_path / "prometheus.log").read_text()[-2000:]
+    assert doc["prometheus"]["error"] is None, log
+    rows = by_id(report.rows(doc))
+    avail = rows["availability"]
+    assert avail["days_of_data"] == pytest.approx(3.0, abs=0.05), log
+    assert avail["value"] == pytest.approx(100 * (1 - 30 / 4320), abs=0.01)  # 99.306 %
+    assert avail["verdict"] == report.NOT_MET
+    assert "ssh 100.000 %" in avail["detail"]
+    assert rows["memory_peak"]["value"] == pytest.approx(13 * 1024, rel=1e-6)
+    assert rows["memory_peak"]["verdict"] == report.MET
+    assert rows["memory_sustained"]["value"] == pytest.approx(6 * 1024, rel=1e-6)
+    assert rows["memory_sustained"]["verdict"] == report.MET
+    assert doc["prometheus"]["probe_latency_p95_ms"] == 12.5
+    assert rows["availability"]["series"][1][1] == pytest.approx(100 * (1 - 30 / 1440), abs=0.05)  # the bad day
+    # the same data asked over a week: three days of data, the aggregates wait, the peak is still judged
+    week_rows = by_id(report.rows(week))
+    assert week_rows["availability"]["verdict"] == report.NO_DATA
+    assert week_rows["availability"]["detail"].startswith("3.0 days of data, 7 needed")
+    assert week_rows["memory_sustained"]["verdict"] == report.NO_DATA
+    assert week_rows["memory_peak"]["verdict"] == report.NO_DATA  # 13 GiB is under the ceiling: not a breach
+    assert week_rows["memory_peak"]["value"] == pytest.approx(13 * 1024, rel=1e-6)
