@@ -406,9 +406,9 @@ def test_without_nonlocal_bind_docker_refuses_an_address_the_host_does_not_have(
     absent = "100.87.65.99"
     run_ok(host, "sysctl -qw net.ipv4.ip_nonlocal_bind=0")
     try:
-        r = host.run(f"docker run --rm -p {absent}:18999:80 homeport/debian:13 true")
+        r = host.run(f"docker run --rm -p {absent}:18999:80 homeport/stackbase:13 true")
         assert r.rc != 0 and "cannot assign requested address" in r.stderr, (r.rc, r.stderr)
     finally:
         run_ok(host, "sysctl -qw net.ipv4.ip_nonlocal_bind=1")
-    r = host.run(f"docker run --rm -p {absent}:18999:80 homeport/debian:13 true")
+    r = host.run(f"docker run --rm -p {absent}:18999:80 homeport/stackbase:13 true")
     assert r.rc == 0, r.stderr
