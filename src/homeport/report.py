@@ -8,12 +8,14 @@ This module turns that raw document into one row per target of the plan (pure: :
 as a table, JSON or a self-contained HTML page (:func:`to_html`, no external request).
 
 A row: ``id``, ``name``, ``value`` (a number or None), ``measured`` (text), ``target`` (text), ``verdict`` (``met``,
-``not met``, ``not enough data`` or ``not measured``), ``days_of_data``, ``source``, ``detail`` and ``series``
-(``[[epoch, value], ...]``, one point per day, for the charts).
+``not met``, ``not enough data`` or ``not measured``), ``days_of_data``, ``data`` (the same in words, or when the
+figure was measured), ``source``, ``detail``, ``series`` (``[[epoch, value], ...]``, one point per day, for the
+charts) and, for a charted target, ``limit``.
 
 Verdicts: an aggregate over the window (availability, p95 memory) needs data covering the window asked for (less
-one hour) and is ``not enough data`` before; a breach of a ceiling (a memory peak, a deploy or a start over its
-limit) is ``not met`` as soon as it is seen, whatever the coverage: more data cannot undo it.
+one hour) and is ``not enough data`` before; a breach that more data cannot undo is ``not met`` as soon as it is
+seen, whatever the coverage: a memory peak, a deploy or a start over its limit, more down time than the whole
+window's error budget allows.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ def _row(rid: str, name: str, target: str, source: str, **kw: Any) -> dict[str, 
     row.update({"verdict": NO_DATA, "days_of_data": 0.0, "detail": "", "series": []})
     row.update(kw)
     row["days_of_data"] = round(float(row["days_of_data"]), 2)
+    # what the data is, in words: the days there are, or "now" for a figure measured by this run
+    row.setdefault("data", "-" if row["verdict"] == NOT_MEASURED else _days_text(row["days_of_data"]))
     return row
 
 
@@ -173,11 +177,15 @@ def rows(raw: dict[str, Any], thresholds: dict[str, Any] | None = None) -> list[
             out.append(_row("availability", "Availability", target, src, detail="no probe samples in the window"))
         else:
             service, value = a["worst"]
-            budget_min = (100 - th["availability_percent"]) / 100 * a["days"] * 1440
+            # the window's whole error budget; down time beyond it is a breach more data cannot undo
+            budget_min = (100 - th["availability_percent"]) / 100 * window * 1440
             down_min = (100 - value) / 100 * a["days"] * 1440
-            verdict = (MET if value >= th["availability_percent"] else NOT_MET) if a["days"] >= enough else NO_DATA
+            if a["days"] >= enough:
+                verdict = MET if value >= th["availability_percent"] else NOT_MET
+            else:
+                verdict = NOT_MET if down_min > budget_min else NO_DATA
             detail = ", ".join(f"{s} {v:.3f} %" for s, v in sorted(a["per_service"].items()))
-            detail += f"; about {down_min:.0f} min down of {budget_min:.0f} allowed ({service})"
+            detail += f"; about {down_min:.0f} min down of {budget_min:.0f} allowed in {window:g} days ({service})"
             if verdict == NO_DATA:
                 detail = f"{_need(a['days'], window)}; {detail}"
             out.append(
@@ -197,7 +205,7 @@ def rows(raw: dict[str, Any], thresholds: dict[str, Any] | None = None) -> list[
                         verdict=NOT_MEASURED))  # fmt: skip
     else:
         out.append(
-            _row("latency", "Latency", target, src, value=lat, measured=f"{lat:.1f} ms",
+            _row("latency", "Latency", target, src, value=lat, measured=f"{lat:.1f} ms", data="measured now",
                  verdict=MET if lat < th["latency_ms"] else NOT_MET, days_of_data=0, detail=detail or "measured now")
         )  # fmt: skip
 
@@ -248,7 +256,7 @@ def rows(raw: dict[str, Any], thresholds: dict[str, Any] | None = None) -> list[
             _row("deploy", "Deploy time", target, src, value=value, measured=f"{value:.0f} s (longest of {len(done)})",
                  verdict=MET if value < th["deploy_max_seconds"] else NOT_MET,
                  days_of_data=min(window, (now - min(_parse_time(d["started"]) or now for d in done)) / DAY),
-                 detail=f"{failed} failed (rolled back)" if failed else "",
+                 detail=f"{failed} failed" if failed else "",
                  series=_daily_max([[_parse_time(d["started"]), d["duration_seconds"]] for d in done], start, now))
         )  # fmt: skip
     starts = [
@@ -312,7 +320,7 @@ def _backup_rows(backup: Any, th: dict, now: float, window: float, age: Any) -> 
         if drill.get("duration_seconds") is not None and drill_t is not None:
             measured += f" (restore {float(drill['duration_seconds']):.0f} s)"
         out.append(_row("backup", "Backups", target, src, value=round(age_h, 2), measured=measured,
-                        verdict=NOT_MET if problems else MET, days_of_data=len(series),
+                        verdict=NOT_MET if problems else MET, days_of_data=min(len(age or []) / 24, window),
                         detail="; ".join(problems), series=series, limit=th["backup_max_age_hours"]))  # fmt: skip
 
     target = f"< ${th['max_cost_month']:g}/month"
@@ -327,7 +335,7 @@ def _backup_rows(backup: Any, th: dict, now: float, window: float, age: Any) -> 
         gb = sum(float(s or 0) for s in sizes) / 1e9
         cost = gb * price
         out.append(_row("backup_cost", "Backup storage cost", target, src, value=round(cost, 2),
-                        measured=f"${cost:.2f}/month ({gb:.2f} GB)",
+                        measured=f"${cost:.2f}/month ({gb:.2f} GB)", data="at the last backup",
                         verdict=MET if cost < th["max_cost_month"] else NOT_MET,
                         detail=f"{len(sizes)} repositor{'y' if len(sizes) == 1 else 'ies'}"))  # fmt: skip
     return out
@@ -415,7 +423,7 @@ def to_html(doc: dict[str, Any], title: str = "homeport report") -> str:
                 f'<span class="small">target {e(str(r["target"]))}</span></div>'
                 f"{chart}"
                 f'<div class="small">{e(str(r["detail"]))}</div>'
-                f'<div class="small">{e(_days_text(float(r["days_of_data"])))} · {e(str(r["source"]))}</div></div>'
+                f'<div class="small">{e(str(r["data"]))} · {e(str(r["source"]))}</div></div>'
             )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
@@ -435,5 +443,5 @@ def render(console: Any, doc: dict[str, Any]) -> None:
             verdict = Text(r["verdict"], style=styles.get(r["verdict"], ""))
             measured = Text(str(r["measured"]) + (f"\n{r['detail']}" if r["detail"] else ""))
             table.add_row(Text(str(r["name"])), measured, Text(str(r["target"])), verdict,
-                          Text(_days_text(float(r["days_of_data"]))), Text(str(r["source"])))  # fmt: skip
+                          Text(str(r["data"])), Text(str(r["source"])))  # fmt: skip
         console.print(table)
