@@ -28,6 +28,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homeport.homeport.plugins.filter.sizes import to_bytes as _size
 from ansible_collections.homeport.homeport.plugins.module_utils.image_ref import image_reference_problem
+from ansible_collections.homeport.homeport.plugins.module_utils.stack_health import one_shot_services
 from ansible_collections.homeport.homeport.plugins.module_utils.stack_lock import stack_lock_state
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -443,6 +444,8 @@ def stack_budget(config, budget, mem_total=None):
     mem_total_b = _size(mem_total, "docker info MemTotal") if mem_total not in (None, "", 0) else None
     rows, missing, bad_restart, tiny = [], [], [], []
     total = 0
+    # a one-shot (restart "no", waited for with service_completed_successfully) runs once: no restart policy wanted
+    one_shots = set(one_shot_services(config))
     for name in sorted(services):
         svc = services[name]
         limit = _limit(svc)
@@ -454,7 +457,7 @@ def stack_budget(config, budget, mem_total=None):
         restart = svc.get("restart") or restart_of_condition(
             ((svc.get("deploy") or {}).get("restart_policy") or {}).get("condition")
         )
-        if restart not in RESTART_OK:
+        if restart not in RESTART_OK and name not in one_shots:
             bad_restart.append(name)
         if limit is not None and limit < DOCKER_MIN_MEMORY:
             tiny.append((name, limit))

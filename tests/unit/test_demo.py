@@ -189,6 +189,119 @@ def test_the_sandbox_keeps_ssh_strict_and_reruns_ask_systemd_once(demo):
     sandbox_checks.assert_systemd_asked_once(demo["home"] / ".homeport" / "artifacts")
 
 
+def _deploy_with_compose_file(demo, tmp_path: Path, compose: str, **stack_vars) -> subprocess.CompletedProcess:
+    """`homeport deploy` of the demo stack plus one compose file (issue 31), through an inventory of its own: the
+    sandbox's, with stack_compose_files and the given variables."""
+    import yaml
+
+    inventory = yaml.safe_load((demo["home"] / ".homeport" / "sandbox" / "inventory.yml").read_text())
+    (tmp_path / "extra.yaml").write_text(compose)
+    inventory["homeport"]["vars"].update({"stack_compose_files": ["extra.yaml"], **stack_vars})
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    hosts.chmod(0o600)
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [HOMEPORT, "deploy", "--inventory", str(hosts)],
+        capture_output=True, text=True, env=demo["env"], cwd=demo["home"], timeout=600,
+    )  # fmt: skip
+    print(
+        f"deploy with {sorted(yaml.safe_load(compose)['services'])}: {time.monotonic() - t0:.1f} s, rc {r.returncode}"
+    )
+    return r
+
+
+def _current_release() -> str:
+    return subprocess.run(
+        ["docker", "exec", NAME, "readlink", "/var/lib/homeport/stack/current"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _demo_containers(demo) -> dict:
+    """service -> container of the demo project (homeport ps), asserting api and db run healthy."""
+    doc = json.loads(_homeport(demo, "ps", "--sandbox", "--json").stdout)
+    rows = {c["service"]: c for c in doc["containers"]}
+    assert all(rows[s]["state"] == "running" and rows[s]["health"] == "healthy" for s in ("api", "db")), rows
+    return rows
+
+
+BASE = "image: homeport/pgvector:17\n    pull_policy: never\n    mem_limit: 32m\n    stop_grace_period: 1s\n"
+ONE_SHOT = (
+    "services:\n  migrate:\n    " + BASE + "    entrypoint: [sh, -c, {migrate}]\n    restart: 'no'\n"
+    "  web:\n    " + BASE + "    entrypoint: [sh, -c, 'exec sleep 3600']\n    restart: unless-stopped\n"
+    "    depends_on: {{migrate: {{condition: service_completed_successfully}}}}\n"
+)
+
+
+def test_a_crash_looping_compose_service_fails_the_release_and_rolls_back(demo, tmp_path):
+    """Issue 31, defect 1: up --wait counts a restarting container as running; the deploy exited 0 and the broken
+    release became current."""
+    before = _current_release()
+    assert before.startswith("releases/"), before
+    compose = (
+        "services:\n  crash:\n    " + BASE
+        + "    entrypoint: [sh, -c, 'echo crash-loop-marker $$(printf \"\\033[2K\"); exit 1']\n"
+        + "    restart: unless-stopped\n"
+    )  # fmt: skip
+    r = _deploy_with_compose_file(demo, tmp_path, compose, stack_liveness_seconds=3, stack_wait_timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode not in (0, 3), out[-4000:]
+    assert "service crash is crash-looping" in " ".join(out.split()), out[-4000:]
+    assert "crash-loop-marker" in out and "\x1b[2K" not in out  # its last log lines, control codes escaped
+    assert "was restored and is serving again" in " ".join(out.split())
+    assert _current_release() == before
+    assert "crash" not in _demo_containers(demo)  # the previous release serves, without the broken service
+
+
+def test_stack_wait_timeout_bounds_the_whole_wait_then_rolls_back(demo, tmp_path):
+    """Issue 31, defect 2: a one-shot that never ends hung `up` 17 minutes with stack_wait_timeout: 90 (compose
+    waits for depends_on conditions without a bound)."""
+    before = _current_release()
+    t0 = time.monotonic()
+    compose = ONE_SHOT.format(migrate="'exec sleep 3600'")
+    r = _deploy_with_compose_file(demo, tmp_path, compose, stack_liveness_seconds=3, stack_wait_timeout=20)
+    seconds = time.monotonic() - t0
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode not in (0, 3), out[-4000:]
+    assert "not ready within stack_wait_timeout (20 s" in out and "migrate" in out, out[-4000:]
+    assert seconds < 150, seconds  # the bound, the rollback and the run's own start, not 17 minutes
+    assert _current_release() == before
+    leftover = subprocess.run(["docker", "exec", NAME, "pgrep", "-f", "compose.*up"], capture_output=True)
+    assert leftover.returncode != 0, "docker compose up still runs on the host"
+    assert not {"migrate", "web"} & set(_demo_containers(demo))
+
+
+def test_a_one_shot_migration_runs_once_and_the_deploy_succeeds(demo, tmp_path):
+    """Issue 31, defect 2: restart "no" was refused after staging, even for a one-shot another service waits for.
+    Then a plain deploy brings the demo stack back (the later tests expect it)."""
+    compose = ONE_SHOT.format(migrate="'echo migrated'")
+    r = _deploy_with_compose_file(demo, tmp_path, compose, stack_liveness_seconds=3, stack_wait_timeout=60)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    rows = _demo_containers(demo)
+    assert rows["web"]["state"] == "running", rows
+    status = subprocess.run(
+        ["docker", "exec", NAME, "docker", "ps", "-a", "--filter", "label=com.docker.compose.service=migrate",
+         "--format", "{{.Status}}"], capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert status.startswith("Exited (0)") and len(status.splitlines()) == 1, status
+    started = {s: rows[s]["started_at"] for s in ("api", "db")}
+
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [HOMEPORT, "deploy", "--sandbox"],
+        capture_output=True,
+        text=True,
+        env=demo["env"],
+        cwd=demo["home"],
+        timeout=600,
+    )
+    print(f"plain deploy back to the demo stack: {time.monotonic() - t0:.1f} s")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    rows = _demo_containers(demo)
+    assert set(rows) == {"api", "db"}, rows
+    print("api/db restarted by the two deploys:", {s: rows[s]["started_at"] != started[s] for s in started})
+
+
 def test_drift_by_tag_checks_that_role_only(demo):
     """Last in this file: it leaves drift behind."""
 
