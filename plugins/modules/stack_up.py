@@ -34,8 +34,8 @@ description:
   - Then, when C(up) changed something, it watches the project's containers for I(liveness_seconds) - a service
     restarted by the engine (a crash loop, which C(up --wait) counts as running), one that exited (but a one-shot
     with exit code 0), or an unhealthy one fails the task, with the services in C(failed_services).
-  - A one-shot is a service with restart C(no) (or none) that another service waits for with
-    C(condition: service_completed_successfully); it must exit 0.
+  - "A one-shot is a service with restart C(no) (or none) that another service waits for with
+    C(condition: service_completed_successfully); it must exit 0."
   - No check mode (use community.docker.docker_compose_v2 there).
 version_added: "0.1.0"
 author: homeport developers
