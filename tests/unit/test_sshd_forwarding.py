@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from ansible_local import render_sshd_dropin
+from conftest import missing
 
 from homeport import connect, quick
 
@@ -52,7 +53,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     if not _docker_ok():
-        pytest.skip(f"needs Docker with {IMAGE} and ssh")
+        missing(f"Docker with {IMAGE} and ssh", "make images builds the image; .ci/run installs openssh-client")
     work = tmp_path_factory.mktemp("sshd-forwarding")
     dropin = work / "100-homeport.conf"
     render_sshd_dropin(work, homeport_os_family="Debian")
