@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.." || exit 1
 make_cmd=${MAKE:-make}
 budget=${1:?usage: tests/stage-times.sh BUDGET_SECONDS STAGE=SHARE_SECONDS ...}
 shift
-names=() shares=() took=()
+names=() shares=() took=() busy=() idle=()
+# the machine's CPU time (from /proc/stat, in core-seconds): busy and idle per stage say whether a stage is short of
+# CPU (idle near 0: less work helps, more parallelism does not) or leaves cores unused (idle high: overlap helps)
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_times() { awk -v hz="$hz" '/^cpu /{printf "%d %d\n", ($2+$3+$4+$7+$8)/hz, ($5+$6)/hz}' /proc/stat; }
 sum=0
 for arg in "$@"; do
   names+=("${arg%%=*}") && shares+=("${arg#*=}") && sum=$((sum + ${arg#*=}))
@@ -17,13 +21,15 @@ minutes=$((budget / 60))
 report() {
   local i total=0 name
   echo "==== make test: stage times (shares of the ${minutes}-minute budget, ${budget}s) ===="
-  printf '%-10s %8s %8s\n' stage seconds share
+  local tbusy=0 tidle=0
+  printf '%-10s %8s %8s %10s %10s\n' stage seconds share cpu-busy cpu-idle
   for i in "${!took[@]}"; do
-    printf '%-10s %8d %8d\n' "${names[$i]}" "${took[$i]}" "${shares[$i]}"
-    total=$((total + took[i]))
+    printf '%-10s %8d %8d %10d %10d\n' "${names[$i]}" "${took[$i]}" "${shares[$i]}" "${busy[$i]}" "${idle[$i]}"
+    total=$((total + took[i])) tbusy=$((tbusy + busy[i])) tidle=$((tidle + idle[i]))
   done
   for ((i = ${#took[@]}; i < ${#names[@]}; i++)); do printf '%-10s %8s %8d\n' "${names[$i]}" "-" "${shares[$i]}"; done
-  printf '%-10s %8d %8d\n' total "$total" "$budget"
+  printf '%-10s %8d %8d %10d %10d\n' total "$total" "$budget" "$tbusy" "$tidle"
+  echo "(cpu-busy, cpu-idle: core-seconds of the whole machine, $(nproc) cores, during the stage)"
   for i in "${!took[@]}"; do
     name=${names[$i]}
     if ((took[i] > shares[i])); then
@@ -51,9 +57,12 @@ background() {
 for i in "${!names[@]}"; do
   ((i == 1)) && background
   start=$(date +%s)
+  read -r b0 i0 < <(cpu_times)
   $make_cmd --no-print-directory "${names[$i]}"
   rc=$?
   took+=($(($(date +%s) - start)))
+  read -r b1 i1 < <(cpu_times)
+  busy+=($((b1 - b0))) idle+=($((i1 - i0)))
   if [[ $rc != 0 ]]; then
     report
     echo "make test: stage ${names[$i]} failed (exit $rc)"
