@@ -8,11 +8,20 @@ import os
 import re
 import time
 import urllib.parse
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.homeport.homeport.plugins.module_utils.host_tools import Host, search_path
 from ansible_collections.homeport.homeport.plugins.module_utils.sizes import display_bytes
+
+# `homeport report`'s raw figures (issue 30): gathered by the code the host's status page runs too (roles/proxy)
+from ansible_collections.homeport.homeport.plugins.module_utils.status_report import (  # noqa: F401 - re-exported
+    MAX_POINTS,
+    PROBES,
+    http_json,
+    read_json,
+    report_prometheus,
+)
+from ansible_collections.homeport.homeport.plugins.module_utils.status_report import gather_raw as report
 
 DOCUMENTATION = r"""
 ---
@@ -265,14 +274,6 @@ def tailnet(host):
 
 
 # ------------------------------------------------------------------------------------------------------ monitoring
-def http_json(url):
-    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - the host's own Prometheus (http)
-        return json.load(r)
-
-
-PROBES = 'job=~"stack|ssh|http"'
-
-
 def monitoring(prom, fetch=http_json):
     """From the host's Prometheus (issue 16): availability per probed service over 1/7/30 days (the share of
     successful blackbox probes in the data Prometheus holds), probe latency, restarts and stack memory over a day,
@@ -321,83 +322,6 @@ def monitoring(prom, fetch=http_json):
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         mon["error"] = f"Prometheus at {prom}: {exc}"
     return mon
-
-
-# ---------------------------------------------------------------------------------------------------------- report
-MAX_POINTS = 10000  # below Prometheus' 11000 points per series of a range query
-
-
-def report_prometheus(prom, days, now, fetch=http_json):
-    """The raw Prometheus figures of ``homeport report`` over ``days`` (issue 30): per probed service and hour the
-    successful and all probes (sum_over_time / count_over_time of probe_success), the stack's memory (the sum over
-    its containers) at a step that keeps the range under MAX_POINTS, its peak at the collector's resolution, the
-    backup age each hour and the probes' p95 duration. Values as numbers; the arithmetic is the CLI's."""
-    if not prom:
-        return None
-    out = {"error": None, "availability_hourly": {}, "memory": [], "backup_age": []}
-    start, window = now - days * 86400, f"{int(days)}d"
-
-    def series(expr, step):
-        query = {"query": expr, "start": f"{start + step:.3f}", "end": f"{now:.3f}", "step": f"{step}s"}
-        rows = fetch(prom + "/api/v1/query_range?" + urllib.parse.urlencode(query))["data"]["result"]
-        return [(r.get("metric") or {}, [[float(t), float(v)] for t, v in r.get("values") or []]) for r in rows]
-
-    def scalar(expr):
-        rows = fetch(prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{now:.3f}"}))
-        rows = rows["data"]["result"]
-        return float(rows[0]["value"][1]) if rows else None
-
-    try:
-        counts = {}
-        for key, fn in (("ok", "sum_over_time"), ("all", "count_over_time")):
-            for metric, values in series(f"sum by (service) ({fn}(probe_success{{{PROBES}}}[1h]))", 3600):
-                per = counts.setdefault(metric.get("service", "?"), {})
-                for t, v in values:
-                    per.setdefault(t, {})[key] = v
-        for service, per in counts.items():
-            out["availability_hourly"][service] = [
-                [t, c.get("ok", 0.0), c["all"]] for t, c in sorted(per.items()) if c.get("all")
-            ]
-        step = max(60, -(-int(days * 86400) // MAX_POINTS))
-        out["memory_step_seconds"] = step
-        for _, values in series("sum(homeport_container_memory_usage_bytes)", step):
-            out["memory"] = values
-        out["memory_peak_bytes"] = scalar(f"max_over_time(sum(homeport_container_memory_usage_bytes)[{window}:1m])")
-        for _, values in series("time() - max(homeport_backup_last_success_timestamp_seconds)", 3600):
-            out["backup_age"] = values
-        p95 = scalar(f"max(quantile_over_time(0.95, probe_duration_seconds{{{PROBES}}}[{window}]))")
-        out["probe_latency_p95_ms"] = round(1000 * p95, 1) if p95 is not None else None
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        out["error"] = f"Prometheus at {prom}: {exc}"
-    return out
-
-
-def read_json(path, default):
-    """A JSON file of homeport's records; ``default`` when it does not exist, {"error"} when unreadable."""
-    if not path:
-        return default
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return default
-    except (OSError, ValueError) as exc:
-        return {"error": f"{path} is unreadable: {exc}"}
-
-
-def report(prom, days, state_dir, deploy_records, *, fetch=http_json, now=time.time):
-    """The raw document of ``homeport report``: Prometheus' figures, the deploy records, the backup status."""
-    at = now()
-    deploys = read_json(deploy_records, [])
-    backup = read_json(os.path.join(state_dir, "backup", "status.json"), None)
-    return {
-        "now": at,
-        "days": days,
-        "prometheus": report_prometheus(prom, days, at, fetch),
-        "deploys": deploys if isinstance(deploys, list) else [],
-        "deploys_error": deploys.get("error") if isinstance(deploys, dict) else None,
-        "backup": backup,
-    }
 
 
 # ----------------------------------------------------------------------------------------------------------- swarm

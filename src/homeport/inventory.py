@@ -29,6 +29,7 @@ GENERATED_SECRETS = {
     "stack_api_token": "vault_stack_api_token",
     "stack_dashboard_password": "vault_stack_dashboard_password",
     "backup_restic_password": "vault_backup_restic_password",
+    "proxy_status_password": "vault_proxy_status_password",  # issue 30: the status page's basic auth (roles/proxy)
 }
 USER_SECRETS = {
     "tailscale_authkey": "vault_tailscale_authkey",

@@ -4,429 +4,49 @@ The status play gathers, with ``homeport_report_days`` set, the raw figures of t
 remote call as ``homeport status`` (plugins/modules/homeport_status.py, ``report``): Prometheus' hourly probe counts
 per service, the stack's memory samples, the backup age series, the stack's deploy records and the backup role's
 status.json, and the thresholds of the roles that own them (monitoring_report_*, stack_report_*, backup_report_*).
-This module turns that raw document into one row per target of the plan (pure: :func:`rows`), and renders the rows
-as a table, JSON or a self-contained HTML page (:func:`to_html`, no external request).
 
-A row: ``id``, ``name``, ``value`` (a number or None), ``measured`` (text), ``target`` (text), ``verdict`` (``met``,
-``not met``, ``not enough data`` or ``not measured``), ``days_of_data``, ``data`` (the same in words, or when the
-figure was measured), ``source``, ``detail``, ``series`` (``[[epoch, value], ...]``, one point per day, for the
-charts) and, for a charted target, ``limit``.
-
-Verdicts: an aggregate over the window (availability, p95 memory) needs data covering the window asked for (less
-one hour) and is ``not enough data`` before; a breach that more data cannot undo is ``not met`` as soon as it is
-seen, whatever the coverage: a memory peak, a deploy or a start over its limit, more down time than the whole
-window's error budget allows.
+The rows and the page are the collection's plugins/module_utils/status_report.py (pure, stdlib only): the same code
+makes the status page on the host every minute (roles/proxy/files/homeport-status-page, no Ansible there), so the
+laptop's ``--html`` and the host's page cannot drift apart. It is loaded by path (the collection's import needs
+ansible) and its names are re-exported here: :func:`rows` (one row per target), :func:`report` (every host's rows),
+:func:`to_html` (the self-contained page), :func:`to_json`, :func:`sparkline`, :func:`percentile`; this module adds
+the terminal table (:func:`render`). See that module for the rows' fields and the verdicts' rules.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
-import json
-import math
-from collections.abc import Iterable
+import functools
+import importlib.util
+from types import ModuleType
 from typing import Any
 
-MET, NOT_MET, NO_DATA, NOT_MEASURED = "met", "not met", "not enough data", "not measured"
-DAY = 86400.0
-HOUR = 3600.0
-MIB = 1024 * 1024
-GIB = 1024 * MIB
-# one hour of the window may be missing (the current, partial hour of the query's range)
-COVERAGE_SLACK_DAYS = 1 / 24
-
-# the plan's values (seed 001); the roles' defaults are the same and are what the play passes
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "availability_percent": 99.9,  # monitoring_report_availability_percent
-    "latency_ms": 100,  # monitoring_report_latency_ms
-    "memory_peak_mib": 14 * 1024,  # monitoring_report_memory_peak (14g)
-    "memory_sustained_mib": 12 * 1024,  # monitoring_report_memory_sustained (12g)
-    "memory_percentile": 95,  # monitoring_report_memory_percentile
-    "deploy_max_seconds": 300,  # stack_report_deploy_max_seconds
-    "start_max_seconds": 30,  # stack_report_start_max_seconds
-    "backup_max_age_hours": 26,  # backup_report_max_age_hours
-    "drill_max_age_days": 8,  # backup_report_drill_max_age_days
-    "price_per_gb_month": 0.006,  # backup_report_price_per_gb_month (Backblaze B2: $6/TB/month)
-    "max_cost_month": 5.0,  # backup_report_max_cost_month
-}
+from homeport import paths
 
 
-# ---------------------------------------------------------------------------------------------------- arithmetic
-def percentile(values: Iterable[float], p: float) -> float | None:
-    """The nearest-rank percentile (the smallest value with at least p % of the values at or below it)."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
+@functools.cache
+def shared() -> ModuleType:
+    """plugins/module_utils/status_report.py of the content this CLI runs (the checkout or the wheel's copy)."""
+    where = paths.content_root() / "plugins" / "module_utils" / "status_report.py"
+    spec = importlib.util.spec_from_file_location("homeport_status_report", where)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {where}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _day_index(t: float, start: float) -> int:
-    return int((t - start) // DAY)
-
-
-def _parse_time(value: Any) -> float | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def availability(hourly: dict[str, list], start: float, end: float) -> dict[str, Any]:
-    """From Prometheus' hourly ``[t, successes, samples]`` of each probed service (``sum_over_time`` and
-    ``count_over_time`` of ``probe_success`` over each hour): each service's share of successful probes in the
-    window, the worst service, the hours that hold samples (as days of data) and the worst service per day."""
-    per_service: dict[str, float] = {}
-    hours: set[int] = set()
-    daily: dict[int, dict[str, list[float]]] = {}
-    for service, points in sorted((hourly or {}).items()):
-        ok = total = 0.0
-        for point in points:
-            t, successes, samples = (float(x) for x in point)
-            if samples <= 0 or not start <= t <= end:
-                continue
-            ok += successes
-            total += samples
-            hours.add(int(t // HOUR))
-            day = daily.setdefault(_day_index(t, start), {}).setdefault(service, [0.0, 0.0])
-            day[0] += successes
-            day[1] += samples
-        if total:
-            per_service[service] = 100 * ok / total
-    series = [
-        [start + i * DAY, min(100 * ok / n for ok, n in services.values())] for i, services in sorted(daily.items())
-    ]
-    worst = min(per_service.items(), key=lambda kv: (kv[1], kv[0])) if per_service else None
-    return {"per_service": per_service, "worst": worst, "days": len(hours) / 24, "series": series}
-
-
-def memory(samples: list, step: float, start: float, end: float, p: float) -> dict[str, Any]:
-    """From ``[t, bytes]`` samples of the stack's memory (one per ``step`` seconds): peak, p-th percentile (the
-    sustained figure), days of data (samples x step) and the peak per day, in MiB."""
-    values = [(float(t), float(v) / MIB) for t, v in samples or [] if start <= float(t) <= end]
-    daily: dict[int, float] = {}
-    for t, v in values:
-        i = _day_index(t, start)
-        daily[i] = max(daily.get(i, 0.0), v)
-    return {
-        "peak": max((v for _, v in values), default=None),
-        "sustained": percentile((v for _, v in values), p),
-        "days": min(len(values) * step, end - start) / DAY,
-        "series": [[start + i * DAY, v] for i, v in sorted(daily.items())],
-    }
-
-
-def _daily_max(points: list, start: float, end: float) -> list:
-    daily: dict[int, float] = {}
-    for point in points or []:
-        t, v = float(point[0]), float(point[1])
-        if start <= t <= end:
-            daily[_day_index(t, start)] = max(daily.get(_day_index(t, start), v), v)
-    return [[start + i * DAY, v] for i, v in sorted(daily.items())]
-
-
-# ------------------------------------------------------------------------------------------------------ the rows
-def _row(rid: str, name: str, target: str, source: str, **kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": rid, "name": name, "target": target, "source": source, "value": None}
-    row["measured"] = "-"
-    row.update({"verdict": NO_DATA, "days_of_data": 0.0, "detail": "", "series": []})
-    row.update(kw)
-    row["days_of_data"] = round(float(row["days_of_data"]), 2)
-    # what the data is, in words: the days there are, or "now" for a figure measured by this run
-    row.setdefault("data", "-" if row["verdict"] == NOT_MEASURED else _days_text(row["days_of_data"]))
-    return row
-
-
-def _days_text(days: float) -> str:
-    return f"{days:.1f} day{'s' if round(days, 1) != 1 else ''} of data"
-
-
-def _need(days: float, window: float) -> str:
-    return f"{_days_text(days)}, {window:g} needed"
-
-
-def _gib(mib: float) -> str:
-    return f"{mib / 1024:.2f} GiB"
-
-
-def rows(raw: dict[str, Any], thresholds: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per target of the plan, from the raw report document of one host (see the module's docstring)."""
-    th = {k: float(v) for k, v in {**DEFAULT_THRESHOLDS, **(raw.get("thresholds") or {}), **(thresholds or {})}.items()}
-    now = float(raw.get("now") or dt.datetime.now(dt.UTC).timestamp())
-    window = float(raw.get("days") or 7)
-    start = now - window * DAY
-    enough = window - COVERAGE_SLACK_DAYS
-    prom: dict[str, Any] = raw.get("prometheus") or {}
-    prom_src = "Prometheus on the host"
-    prom_err = prom.get("error") if raw.get("prometheus") is not None else "monitoring is not enabled on this host"
-    out = []
-
-    # availability: the worst probed service's share of successful probes over the window
-    target = f">= {th['availability_percent']:g} %"
-    src = f"{prom_src}: probe_success of each probed service (blackbox), hourly counts"
-    if prom_err:
-        out.append(_row("availability", "Availability", target, src, detail=prom_err))
-    else:
-        a = availability(prom.get("availability_hourly") or {}, start, now)
-        if a["worst"] is None:
-            out.append(_row("availability", "Availability", target, src, detail="no probe samples in the window"))
-        else:
-            service, value = a["worst"]
-            # the window's whole error budget; down time beyond it is a breach more data cannot undo
-            budget_min = (100 - th["availability_percent"]) / 100 * window * 1440
-            down_min = (100 - value) / 100 * a["days"] * 1440
-            if a["days"] >= enough:
-                verdict = MET if value >= th["availability_percent"] else NOT_MET
-            else:
-                verdict = NOT_MET if down_min > budget_min else NO_DATA
-            detail = ", ".join(f"{s} {v:.3f} %" for s, v in sorted(a["per_service"].items()))
-            detail += f"; about {down_min:.0f} min down of {budget_min:.0f} allowed in {window:g} days ({service})"
-            if verdict == NO_DATA:
-                detail = f"{_need(a['days'], window)}; {detail}"
-            out.append(
-                _row("availability", "Availability", target, src, value=round(value, 3), measured=f"{value:.3f} %",
-                     verdict=verdict, days_of_data=a["days"], detail=detail, series=a["series"],
-                 limit=th["availability_percent"])
-            )  # fmt: skip
-
-    # latency: laptop to host, the CLI's own measurement on this run's SSH connection; the host's probes beside it
-    target = f"< {th['latency_ms']:g} ms"
-    src = "this run's SSH connection from this machine (kernel RTT, else the fastest task)"
-    lat = raw.get("latency_ms")
-    probe = prom.get("probe_latency_p95_ms") if not prom_err else None
-    detail = f"probes on the host: p95 {probe:.1f} ms" if probe is not None else ""
-    if lat is None:
-        out.append(_row("latency", "Latency", target, src, detail=detail or "not measurable on this connection",
-                        verdict=NOT_MEASURED))  # fmt: skip
-    else:
-        out.append(
-            _row("latency", "Latency", target, src, value=lat, measured=f"{lat:.1f} ms", data="measured now",
-                 verdict=MET if lat < th["latency_ms"] else NOT_MET, days_of_data=0, detail=detail or "measured now")
-        )  # fmt: skip
-
-    # memory: the stack's containers together (homeport_container_memory_usage_bytes), peak and p95
-    src = f"{prom_src}: sum(homeport_container_memory_usage_bytes)"
-    p = th["memory_percentile"]
-    peak_t, sus_t = f"< {_gib(th['memory_peak_mib'])}", f"< {_gib(th['memory_sustained_mib'])} (p{p:g})"
-    if prom_err:
-        out.append(_row("memory_peak", "Memory peak", peak_t, src, detail=prom_err))
-        out.append(_row("memory_sustained", "Memory sustained", sus_t, src, detail=prom_err))
-    else:
-        m = memory(prom.get("memory") or [], float(prom.get("memory_step_seconds") or 60), start, now, p)
-        if m["peak"] is not None and prom.get("memory_peak_bytes") is not None:
-            # the peak at the collector's resolution (a 1-minute subquery), above the samples' step when it is longer
-            m["peak"] = max(m["peak"], float(prom["memory_peak_bytes"]) / MIB)
-        if m["peak"] is None:
-            for rid, name, goal in (
-                ("memory_peak", "Memory peak", peak_t),
-                ("memory_sustained", "Memory sustained", sus_t),
-            ):
-                out.append(_row(rid, name, goal, src, detail="no memory samples in the window"))
-        else:
-            breach = m["peak"] >= th["memory_peak_mib"]
-            verdict = NOT_MET if breach else (MET if m["days"] >= enough else NO_DATA)
-            detail = "" if verdict != NO_DATA else _need(m["days"], window)
-            out.append(_row("memory_peak", "Memory peak", peak_t, src, value=round(m["peak"], 1),
-                            measured=_gib(m["peak"]), verdict=verdict, days_of_data=m["days"], detail=detail,
-                            series=m["series"], limit=th["memory_peak_mib"]))  # fmt: skip
-            value = m["sustained"]
-            verdict = (MET if value < th["memory_sustained_mib"] else NOT_MET) if m["days"] >= enough else NO_DATA
-            detail = "" if verdict != NO_DATA else _need(m["days"], window)
-            out.append(_row("memory_sustained", "Memory sustained", sus_t, src, value=round(value, 1),
-                            measured=f"{_gib(value)} (p{p:g})", verdict=verdict, days_of_data=m["days"],
-                            detail=detail))  # fmt: skip
-
-    # deploys and container starts: the stack role's deploy records in the window
-    deploys = [d for d in raw.get("deploys") or [] if (_parse_time(d.get("started")) or 0) >= start]
-    src = "the stack role's deploy records on the host (deploys.json)"
-    target = f"< {th['deploy_max_seconds'] / 60:g} min"
-    done = [d for d in deploys if d.get("duration_seconds") is not None]
-    if not done:
-        out.append(_row("deploy", "Deploy time", target, src, detail=f"no deploy recorded in the last {window:g} days"))
-    else:
-        longest = max(done, key=lambda d: float(d["duration_seconds"]))
-        value = float(longest["duration_seconds"])
-        failed = sum(1 for d in done if d.get("result") != "ok")
-        out.append(
-            _row("deploy", "Deploy time", target, src, value=value, measured=f"{value:.0f} s (longest of {len(done)})",
-                 verdict=MET if value < th["deploy_max_seconds"] else NOT_MET,
-                 days_of_data=min(window, (now - min(_parse_time(d["started"]) or now for d in done)) / DAY),
-                 detail=f"{failed} failed" if failed else "",
-                 series=_daily_max([[_parse_time(d["started"]), d["duration_seconds"]] for d in done], start, now))
-        )  # fmt: skip
-    starts = [
-        (service, float(s), _parse_time(d.get("started")))
-        for d in deploys
-        for service, s in sorted((d.get("start_to_healthy_seconds") or {}).items())
-        if s is not None
-    ]
-    target = f"< {th['start_max_seconds']:g} s"
-    src = "the stack role's deploy records: each started container's time from start to healthy"
-    if not starts:
-        out.append(_row("container_start", "Container start", target, src,
-                        detail=f"no container started by a deploy in the last {window:g} days"))  # fmt: skip
-    else:
-        service, value, _ = max(starts, key=lambda s: s[1])
-        out.append(
-            _row("container_start", "Container start", target, src, value=value, measured=f"{value:.1f} s ({service})",
-                 verdict=MET if value < th["start_max_seconds"] else NOT_MET,
-                 days_of_data=min(window, (now - min(t or now for _, _, t in starts)) / DAY),
-                 detail=f"slowest of {len(starts)} starts")
-        )  # fmt: skip
-
-    backup_age = prom.get("backup_age") if not prom_err else None
-    out.extend(_backup_rows(raw.get("backup"), th, now, window, backup_age))
-
-    # unattended operation and manual interventions: nothing on the host records them yet
-    for rid, name, target in (
-        ("unattended", "Unattended operation", ">= 7 days"),
-        ("interventions", "Manual interventions", "< 1 a week"),
-    ):
-        out.append(_row(rid, name, target, "none yet", verdict=NOT_MEASURED,
-                        detail="homeport does not record manual interventions yet (issue 30)"))  # fmt: skip
-    return out
-
-
-def _backup_rows(backup: Any, th: dict, now: float, window: float, age: Any) -> list[dict[str, Any]]:
-    """The backup rows: age and restore drill, and the storage cost (repository size x price per GB-month)."""
-    out = []
-    src = "the backup role's status.json on the host"
-    target = f"age < {th['backup_max_age_hours']:g} h, drill < {th['drill_max_age_days']:g} days"
-    series = [[t, v / HOUR] for t, v in _daily_max(age or [], now - window * DAY, now)]
-    last = _parse_time((backup or {}).get("last_success"))
-    if not backup or last is None:
-        out.append(_row("backup", "Backups", target, src, series=series,
-                        detail=(backup or {}).get("error") or "no successful backup recorded yet"))  # fmt: skip
-    else:
-        age_h = (now - last) / HOUR
-        drill = backup.get("drill") or {}
-        drill_t = _parse_time(drill.get("last_success"))
-        drill_days = (now - drill_t) / DAY if drill_t is not None else None
-        problems = []
-        if age_h >= th["backup_max_age_hours"]:
-            problems.append(f"last backup {age_h:.1f} h ago")
-        if drill_days is None:
-            problems.append("no successful restore drill")
-        elif drill_days >= th["drill_max_age_days"]:
-            problems.append(f"last successful drill {drill_days:.1f} days ago")
-        if drill.get("ok") is False:
-            problems.append("the last drill failed")
-        measured = f"{age_h:.1f} h; drill " + (f"{drill_days:.1f} days ago" if drill_days is not None else "never")
-        if drill.get("duration_seconds") is not None and drill_t is not None:
-            measured += f" (restore {float(drill['duration_seconds']):.0f} s)"
-        out.append(_row("backup", "Backups", target, src, value=round(age_h, 2), measured=measured,
-                        verdict=NOT_MET if problems else MET, days_of_data=min(len(age or []) / 24, window),
-                        detail="; ".join(problems), series=series, limit=th["backup_max_age_hours"]))  # fmt: skip
-
-    target = f"< ${th['max_cost_month']:g}/month"
-    price = float(th["price_per_gb_month"])
-    src = f"restic stats (raw data) x ${price:g} per GB-month"
-    # each repository of the last backup run, the copies too (homeport-backup records restic stats' raw-data size)
-    sizes = [r.get("size_bytes") for r in (backup or {}).get("repositories") or [] if isinstance(r, dict)]
-    if not sizes or any(s is None for s in sizes):
-        out.append(_row("backup_cost", "Backup storage cost", target, src,
-                        detail="no repository size recorded yet (the next backup records it)"))  # fmt: skip
-    else:
-        gb = sum(float(s or 0) for s in sizes) / 1e9
-        cost = gb * price
-        out.append(_row("backup_cost", "Backup storage cost", target, src, value=round(cost, 2),
-                        measured=f"${cost:.2f}/month ({gb:.2f} GB)", data="at the last backup",
-                        verdict=MET if cost < th["max_cost_month"] else NOT_MET,
-                        detail=f"{len(sizes)} repositor{'y' if len(sizes) == 1 else 'ies'}"))  # fmt: skip
-    return out
-
-
-def report(raw_by_host: dict[str, dict], latency: dict[str, float | None] | None = None) -> dict[str, Any]:
-    """Every host's rows (the CLI adds each host's latency, measured on this run's SSH connection)."""
-    hosts = {}
-    for host, gathered in sorted((raw_by_host or {}).items()):
-        doc = dict(gathered or {})
-        if latency and host in latency:
-            doc["latency_ms"] = latency[host]
-        hosts[host] = {"days": doc.get("days"), "generated": doc.get("now"), "rows": rows(doc)}
-    return {"hosts": hosts}
-
-
-# -------------------------------------------------------------------------------------------------------- output
-def to_json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, sort_keys=True, default=str)
-
-
-COLOURS = {MET: "#1a7f37", NOT_MET: "#cf222e", NO_DATA: "#9a6700", NOT_MEASURED: "#6e7781"}
-
-
-def sparkline(series: list, limit: float | None = None, width: int = 120, height: int = 28) -> str:
-    """An inline SVG polyline of the series (one point a day: the worst availability, the memory peak, the longest
-    deploy, the oldest backup of each day), a dashed red line at the target (``limit``) when given."""
-    values = [float(v) for _, v in series or []]
-    if not values:
-        return ""
-    lo = min(values + ([limit] if limit is not None else []))
-    hi = max(values + ([limit] if limit is not None else []))
-    span = (hi - lo) or 1.0
-
-    def y(v: float) -> float:
-        return round(height - 2 - (v - lo) / span * (height - 4), 1)
-
-    step = (width - 4) / max(len(values) - 1, 1)
-    points = " ".join(f"{2 + i * step:.1f},{y(v)}" for i, v in enumerate(values))
-    parts = [
-        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{len(values)} days">'
-    ]
-    if limit is not None:
-        parts.append(f'<line x1="0" x2="{width}" y1="{y(limit)}" y2="{y(limit)}" stroke="#cf222e" '
-                     'stroke-dasharray="3,2" stroke-width="1"/>')  # fmt: skip
-    parts.append(f'<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="{points}"/></svg>')
-    return "".join(parts)
-
-
-CSS = """
-body{font:15px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;padding:12px;max-width:480px;
-color:#1f2328;background:#fff}
-h1{font-size:18px;margin:0 0 4px}h2{font-size:16px;margin:16px 0 6px}p.meta{color:#6e7781;margin:0 0 8px}
-.row{border:1px solid #d0d7de;border-radius:8px;padding:8px 10px;margin:0 0 8px}
-.top{display:flex;justify-content:space-between;gap:8px}.name{font-weight:600}
-.verdict{color:#fff;border-radius:10px;padding:0 8px;font-size:13px;white-space:nowrap}
-.val{font-size:17px}.small{color:#6e7781;font-size:13px}.spark{display:block;margin-top:4px}
-"""
-
-
-def to_html(doc: dict[str, Any], title: str = "homeport report") -> str:
-    """A phone-sized page of the rows, self-contained: inline CSS and SVG, no script, no external reference.
-    Every text from the host is escaped."""
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width,initial-scale=1">',
-        f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-    ]
-    for host, h in sorted(doc.get("hosts", {}).items()):
-        when = h.get("generated")
-        stamp = dt.datetime.fromtimestamp(float(when), dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if when else "?"
-        out.append(f'<h2>{e(str(host))}</h2><p class="meta">last {e(str(h.get("days")))} days, {e(stamp)}</p>')
-        for r in h.get("rows", []):
-            colour = COLOURS.get(r["verdict"], "#6e7781")
-            chart = sparkline(r.get("series") or [], r.get("limit"))
-            out.append(
-                f'<div class="row" id="{e(str(r["id"]))}"><div class="top">'
-                f'<span class="name">{e(str(r["name"]))}</span>'
-                f'<span class="verdict" style="background:{colour}">{e(str(r["verdict"]))}</span></div>'
-                f'<div class="val">{e(str(r["measured"]))} '
-                f'<span class="small">target {e(str(r["target"]))}</span></div>'
-                f"{chart}"
-                f'<div class="small">{e(str(r["detail"]))}</div>'
-                f'<div class="small">{e(str(r["data"]))} · {e(str(r["source"]))}</div></div>'
-            )
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+_core = shared()
+MET, NOT_MET, NO_DATA, NOT_MEASURED = _core.MET, _core.NOT_MET, _core.NO_DATA, _core.NOT_MEASURED
+DEFAULT_THRESHOLDS: dict[str, float] = _core.DEFAULT_THRESHOLDS
+percentile = _core.percentile
+availability = _core.availability
+memory = _core.memory
+rows = _core.rows
+report = _core.report
+to_json = _core.to_json
+sparkline = _core.sparkline
+to_html = _core.to_html
+COLOURS: dict[str, str] = _core.COLOURS
 
 
 def render(console: Any, doc: dict[str, Any]) -> None:

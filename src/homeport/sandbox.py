@@ -357,9 +357,10 @@ def _quick_host():
 
 
 def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[Step]:
-    """sandbox up -> bootstrap -> deploy the test stack (images shipped from here) -> status -> a backup. Stops at
-    the first failed step. Rerunning it changes nothing (bootstrap and deploy report changed=0, the containers are
-    the same, not restarted); the backup step takes a new snapshot each time (that is its job)."""
+    """sandbox up -> bootstrap -> deploy the test stack (images shipped from here) -> status -> a backup -> the
+    report of the plan's targets and its page (issue 30). Stops at the first failed step. Rerunning it changes
+    nothing (bootstrap and deploy report changed=0, the containers are the same, not restarted); the backup step
+    takes a new snapshot each time (that is its job)."""
     from homeport import status as status_report  # noqa: PLC0415
 
     if not demo_stack_vars():
@@ -432,7 +433,47 @@ def demo(console: Console, release: int = 13, json_mode: bool = False) -> list[S
         if s.ok
         else "; ".join(f.message.splitlines()[0] for f in record.failures)
     )
+    if not s.ok:
+        return steps
+
+    s, t0 = step("report (the plan's targets) and its page")
+    s.ok, s.detail = report_step(console, json_mode)
+    s.seconds = round(time.monotonic() - t0, 1)
     return steps
+
+
+DEMO_REPORT_DAYS = 7  # `homeport report`'s default window
+
+
+def demo_page() -> Path:
+    """Where the demo writes the report's page (`homeport report --html`, the page the host's proxy serves)."""
+    return paths.sandbox_dir() / "report.html"
+
+
+def report_step(console: Console, json_mode: bool = False) -> tuple[bool, str]:
+    """`homeport report --sandbox --html <sandbox dir>/report.html`: the status play with the report's window (one
+    round trip), the rows as a table, the same rows as the phone-sized page. The verdicts do not fail the step (a
+    fresh sandbox has not enough data for most); a failed run or no row does."""
+    from homeport import report as report_rows  # noqa: PLC0415
+    from homeport import status as status_report  # noqa: PLC0415
+
+    record = _playbook(contract.STATUS.file, console, contract.report_vars(DEMO_REPORT_DAYS), json_mode)
+    docs = record.stats.get(contract.STATUS_STAT) or {}
+    latency = {h: status_report.latency_ms(d, record.host_calls.get(h)) for h, d in docs.items()}
+    doc = report_rows.report({h: d.get("report") or {} for h, d in docs.items()}, latency)
+    rows = [r for h in doc["hosts"].values() for r in h["rows"]]
+    if record.exit_code() != 0 or not rows:
+        return False, ("the report run failed: " + _failures(record)) if record.exit_code() else "no report rows"
+    page = demo_page()
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(report_rows.to_html(doc), encoding="utf-8")
+    if not json_mode:
+        report_rows.render(console, doc)
+    verdicts: dict[str, int] = {}
+    for r in rows:
+        verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items(), key=lambda kv: -kv[1]))
+    return True, f"{len(rows)} targets ({counts}); page: {page}"
 
 
 def render_steps(console: Console, steps: list[Step]) -> None:

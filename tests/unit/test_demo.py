@@ -158,7 +158,9 @@ def test_logs_follow_ends_cleanly_on_ctrl_c(demo):
 def test_demo_does_the_main_job_and_reruns_change_nothing(demo):
     first = _steps(demo["runs"][0])
     second = _steps(demo["run_demo"]())  # last: it compares the containers just before and after its deploy
-    assert list(first) == ["images", "sandbox up", "bootstrap", "deploy the stack", "status", "backup run"]
+    assert list(first) == ["images", "sandbox up", "bootstrap", "deploy the stack", "status", "backup run", "report"]
+    assert first["report"]["ok"] and first["report"]["detail"].startswith("10 targets ("), first["report"]
+    assert 'id="availability"' in Path(first["report"]["detail"].split("page: ")[1]).read_text()
     assert all(s["ok"] for s in first.values()), first
     assert first["deploy the stack"]["changed"] > 0
     assert first["status"]["detail"].startswith("2/2 containers healthy; limits 768.0 MiB of the 14336 MiB budget")
