@@ -323,8 +323,19 @@ def deploy(
     check: CheckOpt = False,
     verbose: VerboseOpt = 0,
     as_json: JsonOpt = False,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            "--attach",
+            help="Only follow the release the host is carrying out (after a dropped link) to its end and report how "
+            "it ended; exit 1 when it failed and the last good release was restored.",
+        ),
+    ] = False,
 ) -> None:
-    """Deploy the compose stack (playbooks/deploy.yml); rolls back by itself when health checks fail."""
+    """Deploy the compose stack (playbooks/deploy.yml); rolls back by itself when health checks fail. The host
+    carries out the switch on its own: a dropped link does not stop it (see --attach)."""
+    if attach and (services or check):
+        raise fail("--attach follows the host's release: give it no services and no --check")
     execute(
         contract.DEPLOY.file,
         inventory,
@@ -334,7 +345,7 @@ def deploy(
         diff=check,
         verbose=verbose,
         as_json=as_json,
-        extravars=contract.deploy_vars(services),
+        extravars=contract.deploy_vars(services, attach=attach),
     )
 
 

@@ -55,6 +55,8 @@ class ExtraVar:
 CONTROLLER_PID: Final = ExtraVar("homeport_controller_pid", tasks="stack/lock.yml")
 # `homeport deploy SERVICE...`: only these services (empty: the whole stack)
 STACK_SERVICES_SELECTED: Final = ExtraVar("stack_services_selected", role="stack")
+# `homeport deploy --attach`: only follow the release the host is carrying out (issue 28)
+STACK_ATTACH: Final = ExtraVar("stack_attach", role="stack")
 # `homeport backup ACTION`: backup.yml hands it to the backup role as backup_action
 BACKUP_ACTION: Final = ExtraVar("homeport_backup_action", playbook=BACKUP.file)
 BACKUP_RESTORE_SNAPSHOT: Final = ExtraVar("backup_restore_snapshot", role="backup")
@@ -64,6 +66,7 @@ REPORT_DAYS: Final = ExtraVar("homeport_report_days", playbook=STATUS.file)
 EXTRAVARS: Final = (
     CONTROLLER_PID,
     STACK_SERVICES_SELECTED,
+    STACK_ATTACH,
     BACKUP_ACTION,
     BACKUP_RESTORE_SNAPSHOT,
     BACKUP_RESTORE_TARGET,
@@ -85,9 +88,12 @@ STACK_ACTIONS: Final = {DEPLOY.file: "deploy", ROLLBACK.file: "rollback"}
 STATUS_STAT: Final = "homeport_status"
 
 
-def deploy_vars(services: list[str] | None) -> dict[str, object]:
-    """The extravars of `homeport deploy [SERVICE...]`."""
-    return {STACK_SERVICES_SELECTED.name: list(services or [])}
+def deploy_vars(services: list[str] | None, attach: bool = False) -> dict[str, object]:
+    """The extravars of `homeport deploy [SERVICE...]` (`--attach`: only follow the host's release)."""
+    out: dict[str, object] = {STACK_SERVICES_SELECTED.name: list(services or [])}
+    if attach:
+        out[STACK_ATTACH.name] = True
+    return out
 
 
 def backup_vars(action: str, snapshot: str | None = None, target: str | None = None) -> dict[str, object]:

@@ -51,6 +51,43 @@ CONTROLLER_ACTIONS = {
     "validate_argument_spec",
 }  # fmt: skip
 _PREFIX = re.compile(r"^(?:Task failed: |Action failed: )+")
+# issue 28: the stack role's tasks during which the host carries out the release by itself (roles/stack/tasks:
+# service.yml, lock.yml, attach.yml): a link lost there stops nothing on the host
+HOST_OWNED_TASKS = re.compile(
+    r"^(Build, start and wait for healthy services that stay up \(handed to the host\)|Follow the release on the host"
+    r"|Attach to (a|the) release the host is (still )?carrying out)$"
+)
+HOST_CARRIES_ON = (
+    "the connection to {host} was lost while the host was carrying out the release. Nothing is lost: the host "
+    "carries on by itself - it finishes the release, or restores the last good one when the release fails its "
+    "health gate (within stack_wait_timeout), records the outcome and releases the deploy lock. Once the host can "
+    "be reached again, see the outcome with `homeport deploy --attach` (follows the release to its end) or "
+    "`homeport status`."
+)
+LINK_LOST = (
+    "the connection to {host} was lost during this task (the link dropped); the run stopped here. Run the command "
+    "again once the host can be reached (`homeport doctor` checks the connection)."
+)
+
+
+def lost_link(role: str, task: str, raw: str) -> bool:
+    """A host-owned task that failed because Mitogen lost the link under it: besides "unreachable", a dropped link
+    surfaces as a failed result carrying Mitogen's own traceback (mitogen/service.py while it pushed the module)."""
+    return (
+        role == "stack"
+        and bool(HOST_OWNED_TASKS.match(task))
+        and ("/mitogen/" in raw or "Mitogen was disconnected" in raw or "mitogen.core." in raw)
+    )
+
+
+def unreachable_message(host: str, role: str, task: str, raw: str) -> str:
+    """An unreachable task in plain words: the host's own release goes on (HOST_OWNED_TASKS), and Mitogen's raw
+    "Mitogen was disconnected ..." text is never shown as it is."""
+    if role == "stack" and HOST_OWNED_TASKS.match(task):
+        return HOST_CARRIES_ON.format(host=host or "the host")
+    if "Mitogen was disconnected" in raw or "disconnected from the remote environment" in raw:
+        return LINK_LOST.format(host=host or "the host")
+    return raw
 
 
 @dataclass
@@ -244,7 +281,9 @@ class EventHandler:
             handler(data)
         elif kind in ("verbose", "error") and event.get("stdout"):
             line = event_text(event["stdout"]).plain.strip()
-            if line.startswith(("ERROR", "[ERROR]")):
+            # Mitogen's raw disconnect text and its internal tracebacks ("[mux ...] mitogen.service: ..."): the
+            # unreachable task's failure says it in plain words (issue 28)
+            if line.startswith(("ERROR", "[ERROR]")) and not ("Mitogen was disconnected" in line or "mitogen." in line):
                 self.record.errors.append(line)
         if self._live:
             self._live.update(self._render())
@@ -329,6 +368,15 @@ class EventHandler:
 
     def _failure(self, data: dict, unreachable: bool) -> None:
         role = data.get("role", "") or ""
+        host = data.get("host", "")
+        if any(
+            f.host == host and f.message == HOST_CARRIES_ON.format(host=host or "the host")
+            for f in self.record.failures
+        ):
+            return  # the link is gone and the host carries on: what fails after that says nothing new
+        unreachable = unreachable or lost_link(
+            role, data.get("task", self.task), failure_message(data.get("res") or {})
+        )
         action = data.get("task_action", "")
         failure = Failure(
             host=data.get("host", ""),
@@ -345,6 +393,8 @@ class EventHandler:
                 and not self.record.changes
             ),
         )
+        if unreachable:
+            failure.message = unreachable_message(failure.host, role, failure.task, failure.message)
         failure.staged = failure.validation and bool(STAGED_FILES.search(data.get("task_path") or ""))
         self.record.failures.append(failure)
         word = "unreachable" if unreachable else "failed"
