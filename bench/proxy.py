@@ -16,12 +16,17 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 
 _CHUNK = 65536
 
 
 async def _pump(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, hold_until: float = 0.0
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    hold_until: float = 0.0,
+    on_data: Callable[[], None] | None = None,
 ) -> None:
     """Copy reader -> writer, each chunk delivered `delay` seconds after it was sent, order kept.
 
@@ -53,6 +58,8 @@ async def _pump(
     try:
         while True:
             data = await reader.read(_CHUNK)
+            if data and on_data is not None:
+                on_data()
             queue.put_nowait((max(loop.time(), hold_until) + delay, data))
             if not data:
                 break
@@ -72,6 +79,9 @@ class DelayProxy:
         self.listen_host = listen_host
         self.port = 0
         self.connections = 0
+        # exchanges that waited for the link: each time a client sends after the server last spoke (or first), one
+        # round trip begins; a new connection adds its TCP handshake (one more)
+        self.round_trips = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -94,10 +104,21 @@ class DelayProxy:
         except (OSError, asyncio.CancelledError):
             c_writer.close()
             return
+        self.round_trips += 1  # the handshake
+        turn = {"last": "server"}
+
+        def client_sends() -> None:
+            if turn["last"] != "client":
+                self.round_trips += 1
+                turn["last"] = "client"
+
+        def server_sends() -> None:
+            turn["last"] = "server"
+
         try:
             await asyncio.gather(
-                _pump(c_reader, s_writer, self.delay, client_may_send),
-                _pump(s_reader, c_writer, self.delay),
+                _pump(c_reader, s_writer, self.delay, client_may_send, client_sends),
+                _pump(s_reader, c_writer, self.delay, 0.0, server_sends),
                 return_exceptions=True,
             )
         except asyncio.CancelledError:

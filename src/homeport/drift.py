@@ -1,5 +1,16 @@
 """`homeport drift`: what differs between the hosts and the configuration, per host, role and task, with diffs.
 
+Two ways to look (issue 29):
+
+- ``homeport drift`` (the summary): ONE SSH call per host (the quick verbs' shared master, homeport.quick) runs the
+  host-state check the converge installed (plugins/module_utils/host_state.py: each role recorded the files, packages,
+  units, sysctls and containers it enforces) and prints each drifted item with what was recorded and what is found.
+  Without root or passwordless sudo on the host it reads the summary the hourly timer stored instead. The report
+  has the shape below (``"mode": "summary"``, one "task" per drifted item, its ``diff`` a ``prepared`` text
+  ``-found: ... / +expected: ...``, and ``kind``, ``item``, ``what``, ``expected``, ``found`` beside it).
+  :func:`state_script`, :func:`parse_state`, :func:`summarise_state`, :func:`check_hosts`.
+- ``homeport drift --deep`` (and ``--fix``, and any ``--tags``): the drift playbook, as below.
+
 The drift playbook (playbooks/drift.yml = the site playbook) runs in check+diff mode through the runner; every
 task that would change something arrives as a :class:`homeport.events.Change`. :func:`summarise` groups them
 and masks secrets; :func:`render` prints them (no colours when stdout is not a terminal, so cron and launchd
@@ -51,12 +62,15 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import shlex
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from homeport.events import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, HIDDEN, RunRecord
+from homeport.events import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, HIDDEN, RunRecord
 from homeport.safe_text import clean_tree
 
 MASK = "********"
@@ -197,6 +211,135 @@ def summarise(record: RunRecord, fix: bool = False, secret_values: tuple[str, ..
     }
 
 
+# ---- the summary: the host-state check in one SSH call per host (issue 29) ----------------------------------
+
+HOST_PROGRAM = "/usr/local/libexec/homeport/host_state.py"  # where homeport_host_state installs it
+NO_PROGRAM_RC = 96  # the remote script's "no host-state check installed"
+SSH_FAILED_RC = 255
+
+
+def state_script(state_dir: str | None = None) -> str:
+    """The sh script ``homeport drift`` runs on a host: the check now as root (directly, or through ``sudo -n``) and
+    stored for the monitoring as the timer does, else the timer's last stored summary. JSON on stdout; the exit code
+    is the check's (0 clean, 2 drift, 1 failed), 96 when the host has no check installed."""
+    default = 'if [ "$(uname -s)" = Darwin ]; then D=/usr/local/var/homeport/state; else D=/var/lib/homeport/state; fi'
+    lines = [
+        "set -u",
+        f"P={shlex.quote(HOST_PROGRAM)}",
+        f"D={shlex.quote(state_dir.rstrip('/') + '/state')}" if state_dir else default,
+        "PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3",
+        f'[ -f "$P" ] || {{ echo "homeport: no host-state check installed at $P" >&2; exit {NO_PROGRAM_RC}; }}',
+        'run() { exec "$@" "$P" check --state-dir "$D" --write "$D/summary.json"; }',
+        'if [ "$(id -u)" = 0 ]; then run "$PY"; fi',
+        'if sudo -n true 2>/dev/null; then run sudo -n "$PY"; fi',
+        'exec "$PY" "$P" summary --state-dir "$D"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_state(host: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """One host's answer: the check's summary document, or ``{"failure": ..., "unreachable": bool}``."""
+    if rc == SSH_FAILED_RC:
+        return {"failure": f"SSH failed: {stderr.strip()[-400:]}", "unreachable": True}
+    if rc == NO_PROGRAM_RC:
+        return {
+            "failure": "no host-state record on this host: run `homeport bootstrap` once with this version "
+            "(or use `homeport drift --deep`)",
+            "unreachable": False,
+        }
+    try:
+        doc = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("drifted"), list):
+        return {"failure": f"the host-state check failed (exit {rc}): {stderr.strip()[-400:]}", "unreachable": False}
+    return doc
+
+
+def _state_task(item: dict[str, Any], secret_values: tuple[str, ...]) -> dict[str, Any]:
+    kind, name, what = (str(item.get(k, "")) for k in ("kind", "item", "what"))
+    expected = mask_text(str(item.get("expected")), secret_values)
+    found = mask_text(str(item.get("found")), secret_values)
+    text = f"-found:    {found}\n+expected: {expected}\n"
+    return {
+        "task": mask_text(f"{kind} {name}: {what}", secret_values),
+        "action": f"host_state/{kind}",
+        "diff": [{"prepared": text, "unified": text}],
+        "kind": kind,
+        "item": mask_text(name, secret_values),
+        "what": what,
+        "expected": expected,
+        "found": found,
+    }
+
+
+def summarise_state(docs: dict[str, dict[str, Any]], secret_values: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The drift report from each host's host-state summary (same shape as :func:`summarise`, ``mode`` summary)."""
+    hosts: dict[str, dict[str, Any]] = {}
+    failures, errors = [], []
+    for host, doc in sorted(docs.items()):
+        if "failure" in doc:
+            failures.append(
+                {
+                    "host": host,
+                    "role": "",
+                    "task": "host-state check",
+                    "message": mask_text(doc["failure"], secret_values),
+                    "unreachable": bool(doc.get("unreachable")),
+                }
+            )
+            continue
+        roles: dict[str, list[dict[str, Any]]] = {}
+        for item in doc["drifted"]:
+            if isinstance(item, dict):
+                roles.setdefault(str(item.get("role", "")), []).append(_state_task(item, secret_values))
+        hosts[host] = {
+            "changed": sum(len(t) for t in roles.values()),
+            "recap": {},
+            "roles": roles,
+            "checked_at": doc.get("checked_at"),
+            "stored": bool(doc.get("stored")),
+            "items": doc.get("items", 0),
+        }
+        errors += [f"{host}: {mask_text(str(e), secret_values)}" for e in doc.get("errors") or []]
+    changed = sum(h["changed"] for h in hosts.values())
+    if any(f["unreachable"] for f in failures):
+        code = EXIT_UNREACHABLE
+    elif failures or errors:
+        code = EXIT_FAILED
+    else:
+        code = EXIT_DRIFT if changed else EXIT_OK
+    return {
+        "drift": bool(changed),
+        "mode": "summary",
+        "fix": False,
+        "exit_code": code,
+        "status": "successful" if not failures else "failed",
+        "changed_tasks": changed,
+        "hosts": hosts,
+        "failures": failures,
+        "errors": errors,
+    }
+
+
+def check_host(host: Any) -> dict[str, Any]:
+    """One SSH call to one host (homeport.quick's settings and shared master): its host-state summary."""
+    from homeport import quick  # noqa: PLC0415 - the quick verbs' SSH settings, loaded only by the summary
+
+    quick.control_path_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    argv = quick.ssh_argv(host, state_script(host.state_dir))
+    r = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    return parse_state(host.name, r.returncode, r.stdout, r.stderr)
+
+
+def check_hosts(hosts: list[Any]) -> dict[str, dict[str, Any]]:
+    """Every host at once (one SSH call each, in parallel)."""
+    if len(hosts) == 1:
+        return {hosts[0].name: check_host(hosts[0])}
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+        return dict(zip([h.name for h in hosts], pool.map(check_host, hosts), strict=True))
+
+
 def to_json(summary: dict[str, Any]) -> str:
     return json.dumps(summary, indent=2, sort_keys=True, default=str)
 
@@ -216,14 +359,20 @@ def _diff_text(line: str) -> Text:
 def render(console: Console, summary: dict[str, Any], show_diffs: bool = True) -> None:
     """Human report: per host, per role, each task that would change (or changed, with --fix), with its diff."""
     verb = "changed" if summary["fix"] else "would change"
+    state = summary.get("mode") == "summary"
     summary = clean_tree(summary)  # diffs hold the host's files, messages its output: shown escaped
     for host, data in sorted(summary["hosts"].items()):
+        when = ""
+        if state:
+            how = "the timer's check of" if data.get("stored") else "checked"
+            when = f" ({how} {data.get('checked_at') or '?'}, {data.get('items', 0)} recorded items)"
         if not data["changed"]:
-            console.print(Text.assemble((host, "bold"), ": ", ("no drift", "green")), highlight=False)
+            console.print(Text.assemble((host, "bold"), ": ", ("no drift", "green"), when), highlight=False)
             continue
-        console.print(
-            Text.assemble((host, "bold"), ": ", (f"{data['changed']} task(s) {verb}", "yellow")), highlight=False
+        what = (
+            f"{data['changed']} item(s) differ from the last converge" if state else f"{data['changed']} task(s) {verb}"
         )
+        console.print(Text.assemble((host, "bold"), ": ", (what, "yellow"), when), highlight=False)
         for role, tasks in sorted(data["roles"].items()):
             console.print(Text(f"  {role or '(play)'}", style="bold"), highlight=False)
             for task in tasks:
@@ -245,6 +394,9 @@ def render(console: Console, summary: dict[str, Any], show_diffs: bool = True) -
     for line in summary["errors"]:
         console.print(Text(line, style="red"), highlight=False)
     code = summary["exit_code"]
+    if state:
+        _render_state_end(console, summary)
+        return
     if code == EXIT_DRIFT:
         console.print(
             f"Drift: {summary['changed_tasks']} task(s) would change something. `homeport drift --fix` applies them.",
@@ -257,4 +409,21 @@ def render(console: Console, summary: dict[str, Any], show_diffs: bool = True) -
     else:
         console.print(
             "The drift check failed (see above); nothing is known about the remaining tasks.", style="bold red"
+        )
+
+
+def _render_state_end(console: Console, summary: dict[str, Any]) -> None:
+    code = summary["exit_code"]
+    if code == EXIT_DRIFT:
+        console.print(
+            f"Drift: {summary['changed_tasks']} item(s) differ from what the last converge recorded. "
+            "`homeport drift --fix` repairs them; `homeport drift --deep` shows each task's diff.",
+            style="bold yellow",
+        )
+    elif code == EXIT_OK:
+        console.print("No drift: the hosts hold what the last converge recorded.", style="bold green")
+    else:
+        console.print(
+            "The host-state check did not work everywhere (see above); `homeport drift --deep` runs the full check.",
+            style="bold red",
         )

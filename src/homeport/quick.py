@@ -73,6 +73,7 @@ class Host:
     colima_profile: str = "default"
     colima_user: str | None = None
     docker_host: str | None = None
+    state_dir: str | None = None  # homeport_state_dir when the inventory sets it (`homeport drift`, issue 29)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -244,6 +245,7 @@ def load_hosts(inventory: Path) -> list[Host]:
                 colima_profile=str(get("colima_profile", "default")),
                 colima_user=get("colima_user"),
                 docker_host=get("homeport_docker_host"),
+                state_dir=get("homeport_state_dir"),
             )
         )
     return hosts

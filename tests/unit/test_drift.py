@@ -267,9 +267,11 @@ def invoke_drift(monkeypatch, record: events.RunRecord, *args: str) -> tuple[int
 
 
 def _call_drift(args: tuple[str, ...]) -> None:
+    # the playbook check is `homeport drift --deep` since issue 29 (the default is the host-state check)
     cli.drift(
-        inventory=None, sandbox=False, limit=None, tags=None, fix="--fix" in args, verbose=0, as_json="--json" in args
-    )
+        inventory=None, sandbox=False, limit=None, tags=None, fix="--fix" in args, deep=True, verbose=0,
+        as_json="--json" in args,
+    )  # fmt: skip
 
 
 def test_cli_drift_json_and_exit_code(drifted, monkeypatch, capsys):
