@@ -2,6 +2,8 @@
 # `make test` (issue 34): runs each stage as `make STAGE`, in order, stopping at the first that fails, then prints
 # each stage's seconds against its share of the budget, with a WARNING line for each stage past its share.
 # Usage: tests/stage-times.sh BUDGET_SECONDS STAGE=SHARE_SECONDS ...   (the Makefile's `test` target holds the table)
+# A stage written A+B runs `make A` and `make B` side by side (one share for both): the first one's output streams,
+# the others' is kept in .cache/stage-NAME.log and printed when they end; the group fails when one of them fails.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 make_cmd=${MAKE:-make}
@@ -22,13 +24,13 @@ report() {
   local i total=0 name
   echo "==== make test: stage times (shares of the ${minutes}-minute budget, ${budget}s) ===="
   local tbusy=0 tidle=0
-  printf '%-10s %8s %8s %10s %10s\n' stage seconds share cpu-busy cpu-idle
+  printf '%-16s %8s %8s %10s %10s\n' stage seconds share cpu-busy cpu-idle
   for i in "${!took[@]}"; do
-    printf '%-10s %8d %8d %10d %10d\n' "${names[$i]}" "${took[$i]}" "${shares[$i]}" "${busy[$i]}" "${idle[$i]}"
+    printf '%-16s %8d %8d %10d %10d\n' "${names[$i]}" "${took[$i]}" "${shares[$i]}" "${busy[$i]}" "${idle[$i]}"
     total=$((total + took[i])) tbusy=$((tbusy + busy[i])) tidle=$((tidle + idle[i]))
   done
-  for ((i = ${#took[@]}; i < ${#names[@]}; i++)); do printf '%-10s %8s %8d\n' "${names[$i]}" "-" "${shares[$i]}"; done
-  printf '%-10s %8d %8d %10d %10d\n' total "$total" "$budget" "$tbusy" "$tidle"
+  for ((i = ${#took[@]}; i < ${#names[@]}; i++)); do printf '%-16s %8s %8d\n' "${names[$i]}" "-" "${shares[$i]}"; done
+  printf '%-16s %8d %8d %10d %10d\n' total "$total" "$budget" "$tbusy" "$tidle"
   echo "(cpu-busy, cpu-idle: core-seconds of the whole machine, $(nproc) cores, during the stage)"
   for i in "${!took[@]}"; do
     name=${names[$i]}
@@ -54,11 +56,49 @@ background() {
   echo "make test: in the background: $TEST_BACKGROUND (log .cache/test-background.log)"
   bash -c "$TEST_BACKGROUND" >.cache/test-background.log 2>&1 &
 }
+# stop what still runs in the background when make test ends early (a failed stage, Ctrl-C)
+trap 'jobs -pr | xargs -r kill 2>/dev/null' EXIT
+# run one stage, or a group A+B side by side; rc of the first member that failed
+run_stage() {
+  local group=$1 first rest member pid rc=0 r i
+  first=${group%%+*}
+  if [[ $first == "$group" ]]; then
+    $make_cmd --no-print-directory "$group"
+    return
+  fi
+  rest=${group#*+}
+  local pids=() members=() t0=$SECONDS
+  # the earlier stages made setup, tools and images: the members side by side must not redo them at once (two
+  # concurrent `pip install`s or image builds would collide), so make takes them as done (-o)
+  local done_flags=(-o setup -o tools -o images)
+  mkdir -p .cache
+  for member in ${rest//+/ }; do
+    echo "make test: $member runs beside $first (its output: .cache/stage-$member.log, printed when it ends)"
+    (
+      s=$SECONDS
+      $make_cmd --no-print-directory "${done_flags[@]}" "$member"
+      r=$?
+      echo "make test: $member took $((SECONDS - s))s (exit $r)"
+      exit "$r"
+    ) >".cache/stage-$member.log" 2>&1 &
+    pids+=($!) members+=("$member")
+  done
+  $make_cmd --no-print-directory "${done_flags[@]}" "$first" || rc=$?
+  echo "make test: $first took $((SECONDS - t0))s (exit $rc)"
+  for i in "${!pids[@]}"; do
+    pid=${pids[$i]} member=${members[$i]}
+    r=0 && wait "$pid" || r=$?
+    echo "==== make test: $member (beside $first) exit $r; its output:"
+    cat ".cache/stage-$member.log"
+    ((rc != 0)) || rc=$r
+  done
+  return "$rc"
+}
 for i in "${!names[@]}"; do
   ((i == 1)) && background
   start=$(date +%s)
   read -r b0 i0 < <(cpu_times)
-  $make_cmd --no-print-directory "${names[$i]}"
+  run_stage "${names[$i]}"
   rc=$?
   took+=($(($(date +%s) - start)))
   read -r b1 i1 < <(cpu_times)

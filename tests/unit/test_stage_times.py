@@ -1,0 +1,82 @@
+"""tests/stage-times.sh, the driver of `make test` (issue 34): stages in order, A+B side by side, the table of
+seconds and CPU per stage, a WARNING past a stage's share, the first failure stops the run with its exit code.
+A makefile in a temporary directory plays the stages."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ansible_local import ROOT
+
+SCRIPT = ROOT / "tests" / "stage-times.sh"
+
+# `a` waits until `b` has started (b's marker file), so `a+b` only ends when the two really run at once
+MAKEFILE = """\
+a:
+\t@for i in $$(seq 1 100); do [ -e b.started ] && break; sleep 0.05; done; [ -e b.started ] && echo A-saw-B
+b:
+\t@touch b.started; echo B-out
+alone:
+\t@echo alone-out
+slow:
+\t@sleep 2
+fail:
+\t@echo failing; exit 5
+never:
+\t@touch never.ran
+"""
+
+
+def stages(tmp_path: Path, budget: int, *spec: str) -> subprocess.CompletedProcess:
+    (tmp_path / "mk.mk").write_text(MAKEFILE, encoding="utf-8")
+    # stage-times.sh cds to the checkout; the fake make works in tmp_path whatever the current directory
+    make = f"make -C {tmp_path} -f {tmp_path / 'mk.mk'}"
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(budget), *spec],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "MAKE": make},
+        timeout=60,
+        check=False,
+    )
+
+
+def table_row(out: str, stage: str) -> list[str]:
+    return next(line.split() for line in out.splitlines() if line.split()[:1] == [stage])
+
+
+def test_a_group_runs_its_members_side_by_side_and_the_table_has_cpu_columns(tmp_path):
+    r = stages(tmp_path, 10, "alone=4", "a+b=6")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "A-saw-B" in r.stdout  # a found b running: the two ran at once
+    assert "==== make test: b (beside a) exit 0; its output:" in r.stdout
+    assert "B-out" in r.stdout
+    assert "stage" in r.stdout and "cpu-busy" in r.stdout and "cpu-idle" in r.stdout
+    row = table_row(r.stdout, "a+b")
+    assert row[2] == "6" and row[3].isdigit() and row[4].isdigit(), row
+    assert table_row(r.stdout, "total")[2] == "10"
+    assert "WARNING" not in r.stdout
+
+
+def test_a_failing_member_fails_the_group_and_stops_the_run(tmp_path):
+    r = stages(tmp_path, 10, "a+fail+b=6", "never=4")
+    assert r.returncode != 0
+    assert "==== make test: fail (beside a) exit 2; its output:" in r.stdout
+    assert "failing" in r.stdout
+    assert "make test: stage a+fail+b failed" in r.stdout
+    assert not (tmp_path / "never.ran").exists()  # the next stage did not run
+    assert table_row(r.stdout, "never")[1] == "-"
+
+
+def test_a_stage_past_its_share_is_warned(tmp_path):
+    r = stages(tmp_path, 1, "slow=1", "alone=0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "WARNING: stage slow took" in r.stdout and "more than its share 1s" in r.stdout
+    assert "WARNING: make test took" in r.stdout
+
+
+def test_shares_that_do_not_add_up_to_the_budget_are_refused(tmp_path):
+    r = stages(tmp_path, 10, "alone=4", "a+b=5")
+    assert r.returncode == 2
+    assert "the shares add up to 9s, not the budget 10s" in r.stderr
