@@ -1,9 +1,10 @@
 """The health gate of a deploy (issue 31): what `docker compose up --wait` does not judge.
 
 `up --wait` counts a restarting container as running and a service without a healthcheck as ready as soon as it
-started, so a crash loop passed the gate. The ``stack_up`` module runs `up` under one bound (``stack_wait_timeout``,
-the whole wait: compose's dependency waits too, which compose's own ``--wait-timeout`` does not cover) and then
-watches the containers for ``stack_liveness_seconds``; this module judges what it sees:
+started, so a crash loop passed the gate. The release transaction on the host (stack_txn.py, ``Txn.up``) runs `up`
+under one bound (``stack_wait_timeout``, the whole wait: compose's dependency waits too, which compose's own
+``--wait-timeout`` does not cover) and then watches the containers for ``stack_liveness_seconds``; this module judges
+what it sees:
 
 - a service restarted by the engine during the deploy (its ``RestartCount`` grew since before `up`), or found
   ``restarting``, fails the release: a crash loop;

@@ -170,25 +170,35 @@ class Txn:
             args += ["--file", f]
         return args
 
-    def containers(self, files):
-        rc, out, _err = self.run([*self.compose(files), "ps", "--all", "--quiet"], 60)
+    def bound(self, deadline, cap=60):
+        """Seconds a docker call may take: ``cap``, and within the wait's ``deadline`` when one is given (at least 5 s,
+        so the state can still be read for the report once the bound ran out)."""
+        return cap if deadline is None else min(cap, max(deadline - self.clock(), 5))
+
+    def containers(self, files, deadline=None):
+        rc, out, _err = self.run([*self.compose(files), "ps", "--all", "--quiet"], self.bound(deadline))
         ids = out.decode().split() if rc == 0 else []
         if not ids:
             return []
-        rc, out, _err = self.run(["inspect", *ids], 60)
+        rc, out, _err = self.run(["inspect", *ids], self.bound(deadline))
         try:
             return json.loads(out.decode() or "[]") if rc == 0 else []
         except ValueError:
             return []
 
     def up(self, files, services, *, build, liveness, remove_orphans):
-        """`up --wait` under the bound wait_timeout and the health gate: (ok, changed, message, failed services)."""
+        """`up --wait` under the bound wait_timeout and the health gate: (ok, changed, message, failed services).
+
+        The bound is the whole wait (issue 31): compose's dependency waits, which its own ``--wait-timeout`` does not
+        cover, and every docker call of the gate; past it compose's process group is stopped. Then, when `up` changed
+        something, the containers are watched for ``liveness`` seconds (stack_health.judge: a crash loop, an exit but
+        a one-shot's exit 0, an unhealthy service fail the release)."""
         deadline = self.clock() + int(self.p["wait_timeout"])
-        rc, out, err = self.run([*self.compose(files), "config", "--format", "json"], 60)
+        rc, out, err = self.run([*self.compose(files), "config", "--format", "json"], self.bound(deadline))
         if rc != 0:
             return False, False, f"docker compose config failed: {err.decode(errors='replace').strip()}", []
         rules = stack_health.health_rules(json.loads(out.decode()))
-        before = {c["Id"]: c for c in self.containers(files)}
+        before = {c["Id"]: c for c in self.containers(files, deadline)}
         baseline = {cid: int(c.get("RestartCount") or 0) for cid, c in before.items()}
         args = [*self.compose(files), "up", "--detach", "--no-color", "--quiet-pull", "--wait"]
         args += ["--wait-timeout", str(max(int(deadline - self.clock()), 1))]
@@ -198,7 +208,7 @@ class Txn:
             args.append("--no-build")
         args += ["--", *services]
         rc, out, err = self.run(args, deadline - self.clock())
-        seen = self.containers(files)
+        seen = self.containers(files, deadline)
         changed = {c["Id"]: (c.get("State") or {}).get("StartedAt") for c in seen} != {
             cid: (c.get("State") or {}).get("StartedAt") for cid, c in before.items()
         }
@@ -228,7 +238,7 @@ class Txn:
         window_end = self.clock() + (liveness if changed else 0)
         while True:
             problems = stack_health.judge(
-                rules, baseline, [stack_health.container_view(c) for c in self.containers(files)]
+                rules, baseline, [stack_health.container_view(c) for c in self.containers(files, deadline)]
             )
             if problems or self.clock() >= window_end:
                 break
@@ -539,7 +549,10 @@ def run(project_dir):
     if p.get("lock_path") and p.get("lock_token"):
         with contextlib.suppress(OSError):
             stack_lock.release(p["lock_path"], p["lock_token"])
-    state.update(status="done", result="ok" if ok else "failed", msg=msg, warning=warning, phase="done")
+    state.update(
+        status="done", result="ok" if ok else "failed", msg=msg, warning=warning, phase="done",
+        failed_services=[] if ok else failed,
+    )  # fmt: skip
     txn.note("done: " + ("the release serves" if ok else "the release failed; see the report"))
     return state
 

@@ -1,16 +1,18 @@
 """Issue 31, defects 1 and 2 (the health gate): a crash-looping service fails the release, a one-shot init container
 is allowed and must exit 0, and stack_wait_timeout bounds the whole wait (compose's dependency waits too).
 
-Pure logic: plugins/module_utils/stack_health.py and the staged check (stack_budget). The module
-(plugins/modules/stack_up.py) runs here against a fake docker CLI (a script that plays compose and the engine), so
-the bound and the liveness window are exercised without an engine; tests/unit/test_demo.py deploys the real cases on
-the sandbox host.
+Pure logic: plugins/module_utils/stack_health.py and the staged check (stack_budget). The release transaction that
+runs them on the host (roles/stack/files/homeport-stack-txn with plugins/module_utils/stack_txn.py, installed as the
+stack role installs it) runs here against a fake docker CLI (a script that plays compose and the engine), so the
+bound and the liveness window are exercised without an engine; tests/unit/test_demo.py deploys the real cases on the
+sandbox host.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -93,77 +95,122 @@ def test_container_view_reads_docker_inspect():
 
 
 FAKE_DOCKER = r"""#!/bin/bash
-# a fake docker CLI: compose version/config/ps/up and inspect, driven by files in $FAKE
+# a fake docker CLI: compose config/ps/up/logs, inspect and image inspect, driven by files in $FAKE. It prints what
+# the CLI reference says: `compose ps --all --quiet` only the IDs of the project's containers, none before `up`
+# created them (docs.docker.com/reference/cli/docker/compose/ps/), `inspect` a JSON array of the containers with
+# RestartCount, State.Status/ExitCode/StartedAt and the compose labels (the Engine API's ContainerInspectResponse; the
+# engine bumps RestartCount and StartedAt at each restart), `compose config --images` the images, one a line, and
+# `image inspect --format {{.Id}}` the image ID.
 case " $* " in
-  *" version "*) echo '{"version":"2.20.2"}' ;;
+  *" config --images "*) echo x ;;
   *" config "*) cat "$FAKE/config.json" ;;
-  *" ps "*) echo app ;;
+  *" ps "*) if [ -e "$FAKE/created" ]; then echo app; fi ;;
   *" up "*)
     echo "$@" > "$FAKE/up-args"
+    touch "$FAKE/created"
     if [ -e "$FAKE/hang" ]; then echo $$ > "$FAKE/up-pid"; exec sleep 300; fi
-    printf ' Container p-app-1  Starting\n Container p-app-1  Started\n' >&2 ;;
+    printf ' Container p-app-1  Creating\n Container p-app-1  Started\n' >&2 ;;
+  *" logs "*) echo 'app-1  | starting' ;;
+  *" image inspect "*) echo sha256:0123456789ab ;;
   "inspect "*|*" inspect "*)
+    if [ -e "$FAKE/hang-inspect" ]; then rm "$FAKE/hang-inspect"; exec sleep 300; fi
     n=$(cat "$FAKE/restarts" 2>/dev/null || echo 0)
     [ -e "$FAKE/crash" ] && echo $((n + 1)) > "$FAKE/restarts"
-    printf '[{"Id":"app","Name":"/p-app-1","RestartCount":%s,"State":{"Status":"running","ExitCode":1},' "$n"
+    printf '[{"Id":"app","Name":"/p-app-1","RestartCount":%s,' "$n"
+    printf '"State":{"Status":"running","ExitCode":1,"StartedAt":"2025-01-01T00:00:%02dZ"},' "$n"
     printf '"Config":{"Labels":{"com.docker.compose.service":"app"}}}]\n' ;;
 esac
 """
+# the Python of the host (roles/stack: _stack_txn_python): the host program needs its standard library only
+HOST_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
-def run_module(tmp_path: Path, **params) -> tuple[dict, float]:
+def install_program(dest: Path) -> Path:
+    """The host program installed as roles/stack/tasks/txn_install.yml installs it: the files its loop names."""
+    import yaml
+
+    tasks = yaml.safe_load((ROOT / "roles" / "stack" / "tasks" / "txn_install.yml").read_text())
+    (install,) = [t for t in tasks if t.get("loop") and "homeport.homeport.copy" in t]
+    dest.mkdir()
+    for item in install["loop"]:
+        src = item["src"].replace("{{ role_path }}", str(ROOT / "roles" / "stack"))
+        src = src.replace("{{ _stack_plugins }}", str(ROOT / "plugins"))
+        shutil.copy(src, dest / Path(src).name)
+    return dest / "homeport-stack-txn"
+
+
+def run_txn(tmp_path: Path, **params) -> tuple[dict, float]:
+    """Run the release transaction of a deploy (the host program homeport-stack-txn, what the stack role starts on
+    the host) against the fake docker CLI; returns its final state (the journal) and the seconds it took."""
+    from ansible_collections.homeport.homeport.plugins.module_utils import stack_txn
+
     fake = tmp_path / "fake"
     fake.mkdir(exist_ok=True)
     docker = fake / "docker"
     docker.write_text(FAKE_DOCKER)
     docker.chmod(0o755)
     (fake / "config.json").write_text(json.dumps({"services": {"app": {"image": "x", "restart": "always"}}}))
-    args = {
-        "project_dir": str(tmp_path), "project_name": "p", "files": ["compose.yaml"], "docker_cli": str(docker),
-        "wait_timeout": 30, "liveness_seconds": 3, **params,
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "compose.yaml").write_text("services: {app: {image: x, restart: always}}\n")
+    params = {
+        "project_name": "p", "files": ["compose.yaml"], "docker_cli": str(docker), "wait_timeout": 30,
+        "liveness_seconds": 3, **params,
     }  # fmt: skip
-    argfile = tmp_path / "args.json"
-    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = {
-        **os.environ,
-        "FAKE": str(fake),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / ".cache" / "collections"), *sys.path]),
-    }
+    state = {"id": "t1", "seq": 0, "status": "running", "started": time.time(), "params": params, "progress": []}
+    stack_txn.write_state(str(project), state)
+    program = install_program(tmp_path / "bin")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     t0 = time.monotonic()
     r = subprocess.run(
-        [sys.executable, str(ROOT / "plugins" / "modules" / "stack_up.py"), str(argfile)],
-        capture_output=True, text=True, env=env, timeout=120,
+        [HOST_PYTHON, str(program), "run", str(project)], capture_output=True, text=True,
+        env={**env, "FAKE": str(fake)}, timeout=60,
     )  # fmt: skip
-    return json.loads(r.stdout), time.monotonic() - t0
+    seconds = time.monotonic() - t0
+    final = stack_txn.read_state(str(project)) or {}
+    assert r.returncode == (0 if final.get("result") == "ok" else 1), (r.stdout, r.stderr, final)
+    return final, seconds
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["steady", "crash-loop"])
-def test_the_module_watches_the_liveness_window(tmp_path, crash):
+def test_the_release_transaction_watches_the_liveness_window(tmp_path, crash):
     fake = tmp_path / "fake"
     fake.mkdir()
     if crash:
         (fake / "crash").touch()
-    result, seconds = run_module(tmp_path)
+    result, seconds = run_txn(tmp_path)
     if crash:
-        assert result.get("failed") and result["failed_services"] == ["app"], result
+        assert result["result"] == "failed" and result["failed_services"] == ["app"], result
         assert "service app is crash-looping" in result["msg"]
     else:
-        assert not result.get("failed") and result["changed"], result
+        assert result["result"] == "ok" and result["changed"], result
         assert seconds >= 3  # watched for stack_liveness_seconds
     assert "--wait" in (fake / "up-args").read_text().split()
 
 
-def test_the_module_bounds_the_whole_wait(tmp_path):
+def test_the_release_transaction_bounds_the_whole_wait(tmp_path):
     """Defect 2: `up` hung 17 minutes with stack_wait_timeout: 90 (compose's dependency wait has no bound)."""
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / "hang").touch()
-    result, seconds = run_module(tmp_path, wait_timeout=4)
-    assert result.get("failed") and "not ready within stack_wait_timeout (4 s" in result["msg"], result
+    result, seconds = run_txn(tmp_path, wait_timeout=4)
+    assert result["result"] == "failed" and "not ready within stack_wait_timeout (4 s" in result["msg"], result
     assert seconds < 20
     pid = int((fake / "up-pid").read_text())
     with pytest.raises(ProcessLookupError):  # compose (its process group) was stopped, not left hanging
         os.kill(pid, 0)
+
+
+def test_the_bound_holds_the_docker_calls_of_the_gate_too(tmp_path):
+    """The whole wait, stack_wait_timeout: an engine that stops answering after `up` (its `inspect` hangs once) holds
+    the gate no longer than the bound (at least 5 s for one look at the containers), not 60 s a call."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "hang-inspect").touch()
+    result, seconds = run_txn(tmp_path, wait_timeout=2, liveness_seconds=0)
+    assert not (fake / "hang-inspect").exists()  # it did hang once
+    assert seconds < 20, result
+    assert result["result"] == "ok", result  # the next look found the service running
 
 
 def test_the_preflight_refuses_a_liveness_window_the_wait_cannot_hold(project, out):
