@@ -175,16 +175,22 @@ class Txn:
         so the state can still be read for the report once the bound ran out)."""
         return cap if deadline is None else min(cap, max(deadline - self.clock(), 5))
 
-    def containers(self, files, deadline=None):
+    def containers(self, files, deadline=None, strict=False):
+        """The project's containers as `docker inspect` shows them. When `ps` or `inspect` fails or does not answer
+        within the bound: None if ``strict`` (the health gate must not take "could not look" for "nothing wrong"),
+        else an empty list (reports and records)."""
         rc, out, _err = self.run([*self.compose(files), "ps", "--all", "--quiet"], self.bound(deadline))
-        ids = out.decode().split() if rc == 0 else []
+        if rc != 0:
+            return None if strict else []
+        ids = out.decode().split()
         if not ids:
             return []
         rc, out, _err = self.run(["inspect", *ids], self.bound(deadline))
         try:
-            return json.loads(out.decode() or "[]") if rc == 0 else []
+            found = json.loads(out.decode() or "[]") if rc == 0 else None
         except ValueError:
-            return []
+            found = None
+        return found if found is not None or strict else []
 
     def up(self, files, services, *, build, liveness, remove_orphans):
         """`up --wait` under the bound wait_timeout and the health gate: (ok, changed, message, failed services).
@@ -236,10 +242,27 @@ class Txn:
                 [s for s, _m in problems],
             )
         window_end = self.clock() + (liveness if changed else 0)
+        failed_looks = 0
         while True:
-            problems = stack_health.judge(
-                rules, baseline, [stack_health.container_view(c) for c in self.containers(files, deadline)]
-            )
+            seen = self.containers(files, deadline, strict=True)
+            if seen is None:
+                # the engine did not answer: look again (each look bounded), and past the bound after two failed
+                # looks in a row the release fails: it is not known to be healthy
+                failed_looks += 1
+                if failed_looks >= 2 and self.clock() >= deadline:
+                    problems = [
+                        (
+                            "",
+                            "the services' state could not be read (docker compose ps / docker inspect failed or did "
+                            f"not answer within stack_wait_timeout, {self.p['wait_timeout']} s): the release is not "
+                            "known to be healthy",
+                        )
+                    ]
+                    break
+                time.sleep(1)
+                continue
+            failed_looks = 0
+            problems = stack_health.judge(rules, baseline, [stack_health.container_view(c) for c in seen])
             if problems or self.clock() >= window_end:
                 break
             if self.clock() >= deadline:

@@ -100,11 +100,17 @@ FAKE_DOCKER = r"""#!/bin/bash
 # created them (docs.docker.com/reference/cli/docker/compose/ps/), `inspect` a JSON array of the containers with
 # RestartCount, State.Status/ExitCode/StartedAt and the compose labels (the Engine API's ContainerInspectResponse; the
 # engine bumps RestartCount and StartedAt at each restart), `compose config --images` the images, one a line, and
-# `image inspect --format {{.Id}}` the image ID.
+# `image inspect --format {{.Id}}` the image ID. With $FAKE/engine-gone, `ps` after `up` fails as the CLI does when the
+# engine stops answering (its "Cannot connect to the Docker daemon" message, exit 1).
 case " $* " in
   *" config --images "*) echo x ;;
   *" config "*) cat "$FAKE/config.json" ;;
-  *" ps "*) if [ -e "$FAKE/created" ]; then echo app; fi ;;
+  *" ps "*)
+    if [ -e "$FAKE/created" ] && [ -e "$FAKE/engine-gone" ]; then
+      echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2
+      exit 1
+    fi
+    if [ -e "$FAKE/created" ]; then echo app; fi ;;
   *" up "*)
     echo "$@" > "$FAKE/up-args"
     touch "$FAKE/created"
@@ -238,3 +244,15 @@ def test_the_preflight_refuses_a_liveness_window_the_wait_cannot_hold(project, o
     assert [n for n in rows if (project / f"marker-{n}").exists()] == ["fine"], text
     assert "stack_wait_timeout (30) must be a number of seconds of at least 1, and stack_liveness_seconds (30)" in text
     assert "argument 'stack_wait_timeout' is of type str" in text  # the role's argument_specs name it first
+
+
+def test_a_gate_that_cannot_see_the_services_fails_the_release(tmp_path):
+    """Fail closed: `up` succeeded, then the engine stops answering (`ps` fails at every look). "Could not look" is
+    not "nothing wrong": the release fails at the bound instead of passing with no container judged."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "engine-gone").touch()
+    result, seconds = run_txn(tmp_path, wait_timeout=3, liveness_seconds=1)
+    assert result["result"] == "failed", result
+    assert "the services' state could not be read" in result["msg"], result
+    assert seconds < 30, result
