@@ -103,7 +103,12 @@ def test_doctor_reports_unreachable_host(project):
 
 
 # -- every verb that runs a playbook goes through cli.execute (issue 20) ------------------------------------------
-VERB_ARGS = {"deploy": ["deploy", "api"], "backup restore": ["backup", "restore", "--target", "/srv/r"]}
+# drift: the playbook is `--deep` (plain `homeport drift` reads the host-state record over one SSH call, issue 29)
+VERB_ARGS = {
+    "deploy": ["deploy", "api"],
+    "backup restore": ["backup", "restore", "--target", "/srv/r"],
+    "drift": ["drift", "--deep"],
+}
 
 
 @pytest.mark.parametrize(("playbook", "verb"), [(p.file, v) for p in contract.PLAYBOOKS for v in p.verbs], ids=str)
