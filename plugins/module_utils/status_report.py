@@ -4,7 +4,9 @@ module on the host (plugins/modules/homeport_status.py: :func:`gather_raw`) and 
 every minute (roles/proxy/files/homeport-status-page, which runs without Ansible: this file is installed next to it).
 
 Gathering (:func:`gather_raw`): Prometheus' hourly probe counts per service, the stack's memory samples, the backup
-age series, the stack's deploy records and the backup role's status.json over the last N days.
+age series, the containers' restarts by the engine, the stack's deploy records, the backup role's status.json and
+homeport's record of manual interventions (<state_dir>/interventions.json, :func:`append_intervention`) over the last
+N days.
 
 The rows (pure: :func:`rows`): ``id``, ``name``, ``value`` (a number or None), ``measured`` (text), ``target`` (text),
 ``verdict`` (``met``, ``not met``, ``not enough data`` or ``not measured``), ``days_of_data``, ``data`` (the same in
@@ -30,6 +32,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -59,6 +62,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "drill_max_age_days": 8,  # backup_report_drill_max_age_days
     "price_per_gb_month": 0.006,  # backup_report_price_per_gb_month (Backblaze B2: $6/TB/month)
     "max_cost_month": 5.0,  # backup_report_max_cost_month
+    "unattended_days": 7,  # the plan: 7 days of unattended operation
+    "interventions_per_week": 1,  # the plan: fewer than 1 manual intervention a week
 }
 
 
@@ -113,6 +118,8 @@ def report_prometheus(prom: str, days: float, now: float, fetch: Callable[[str],
             out["backup_age"] = values
         p95 = scalar(f"max(quantile_over_time(0.95, probe_duration_seconds{{{PROBES}}}[{window}]))")
         out["probe_latency_p95_ms"] = round(1000 * p95, 1) if p95 is not None else None
+        # the host's own recoveries (not interventions): restarts by the engine's restart policy
+        out["engine_restarts"] = scalar(f"sum(increase(homeport_container_restarts_total[{window}]))")
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         out["error"] = f"Prometheus at {prom}: {exc}"
     return out
@@ -145,6 +152,7 @@ def gather_raw(
     deploys = read_json(deploy_records, [])
     backup = read_json(os.path.join(state_dir, "backup", "status.json"), None)
     return {
+        "interventions": read_json(os.path.join(state_dir, INTERVENTIONS_FILE), None),
         "now": at,
         "days": days,
         "prometheus": report_prometheus(prom, days, at, fetch),
@@ -233,6 +241,138 @@ def _daily_max(points: list, start: float, end: float) -> list:
         if start <= t <= end:
             daily[_day_index(t, start)] = max(daily.get(_day_index(t, start), v), v)
     return [[start + i * DAY, v] for i, v in sorted(daily.items())]
+
+
+# ------------------------------------------------------------------------------------- the interventions record
+# issue 30: every homeport run that changed a host by a human's verb (bootstrap, drift --fix, rollback, backup restore)
+# is one manual intervention, appended on the host by the CLI after the run's recap (src/homeport/interventions.py
+# sends this file with ``record-intervention``); a deploy is intended change, recorded in deploys.json instead, and
+# the host's own recoveries (restarts by the engine) come from Prometheus.
+INTERVENTIONS_FILE = "interventions.json"
+INTERVENTIONS_KEEP = 200  # the last entries kept: years at the plan's < 1 a week
+INTERVENTION_VERBS = ("bootstrap", "drift --fix", "rollback", "backup restore")
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def append_intervention(
+    state_dir: str, entry: dict[str, Any], keep: int = INTERVENTIONS_KEEP, now: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    """Append one run to ``<state_dir>/interventions.json`` and return the record: ``{"since": when the record
+    began, "interventions": [{"time", "verb", "changed", "by", "result"[, "setup"]}, ...]}`` (the last ``keep``).
+    The time is this host's clock (the one of the report's ``now``). The run that begins the record, when it is a
+    bootstrap, is the host's setup (``"setup": true``): the start of its unattended operation, not a repair. Under an
+    exclusive lock, written atomically (mode 0644: times, verbs and user@machine, no secret). A record that does not
+    parse is started afresh (its history is lost; the rows then count from the new start). ValueError for an entry
+    that is not one of the verbs' runs."""
+    import fcntl  # noqa: PLC0415 - Unix only, like the hosts; the page and the report never write
+
+    verb, changed = entry.get("verb"), entry.get("changed")
+    if verb not in INTERVENTION_VERBS:
+        raise ValueError(f"verb {verb!r}: not one of {', '.join(INTERVENTION_VERBS)}")
+    if not isinstance(changed, int) or isinstance(changed, bool) or changed < 1:
+        raise ValueError(f"changed {changed!r}: a run that changed nothing is not an intervention")
+    item = {
+        "time": _iso(now()),
+        "verb": verb,
+        "changed": changed,
+        "by": str(entry.get("by") or "unknown")[:100],
+        "result": "ok" if entry.get("result", "ok") == "ok" else "failed",
+    }
+    os.makedirs(state_dir, mode=0o755, exist_ok=True)
+    path = os.path.join(state_dir, INTERVENTIONS_FILE)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = read_json(path, None)
+        if not isinstance(doc, dict) or not isinstance(doc.get("interventions"), list) or "since" not in doc:
+            doc = {"since": item["time"], "interventions": []}
+            if verb == "bootstrap":
+                item["setup"] = True
+        doc["interventions"] = (doc["interventions"] + [item])[-max(1, int(keep)) :]
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    return doc
+
+
+def _intervention_rows(doc: Any, th: dict, now: float, window: float, restarts: Any) -> list[dict[str, Any]]:
+    """The rows "Unattended operation" (the longest stretch without an intervention in the window, and the current
+    one) and "Manual interventions" (their number against the window's allowance: ``interventions_per_week`` x
+    window / 7) from the record of :func:`append_intervention`. The record's days of data run from its start (the
+    window's start when older); before a host has a record both rows are ``not enough data``."""
+    src = f"homeport's record of its runs that changed the host ({INTERVENTIONS_FILE})"
+    unattended_t = f">= {th['unattended_days']:g} days"
+    per_week = th["interventions_per_week"]
+    interventions_t = f"< {per_week:g} a week"
+    own = ""
+    if restarts is not None:
+        own = f"the host's own recoveries (not counted): {float(restarts):.0f} container restarts by the engine"
+    since = _parse_time((doc or {}).get("since")) if isinstance(doc, dict) else None
+    if since is None:
+        why = (doc or {}).get("error") if isinstance(doc, dict) else None
+        why = why or (
+            "no record yet: it starts at the first bootstrap, drift --fix, rollback or backup restore that changes "
+            "the host"
+        )
+        detail = "; ".join(x for x in (why, own) if x)
+        return [
+            _row("unattended", "Unattended operation", unattended_t, src, detail=detail),
+            _row("interventions", "Manual interventions", interventions_t, src, detail=detail),
+        ]
+    start = max(now - window * DAY, since)
+    covered = max(0.0, min(window, (now - start) / DAY))
+    enough = window - COVERAGE_SLACK_DAYS
+    entries = []
+    for e in doc.get("interventions") or []:
+        t = _parse_time(e.get("time")) if isinstance(e, dict) else None
+        if t is not None and start <= t <= now and not e.get("setup"):
+            entries.append((t, e))
+    entries.sort(key=lambda te: te[0])
+
+    # unattended: the stretches between the interventions, from the start of the window (or of the record) to now
+    bounds = [start] + [t for t, _ in entries] + [now]
+    longest = max(bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)) / DAY  # no pairwise: 3.9
+    current = (now - bounds[-2]) / DAY
+    goal = th["unattended_days"]
+    if longest >= goal:
+        verdict = MET
+    elif covered < min(goal, enough):
+        verdict = NO_DATA  # no stretch of the target's length fits in the data yet
+    else:
+        verdict = NOT_MET
+    detail = f"current stretch {current:.1f} days" + (f"; {_need(covered, goal)}" if verdict == NO_DATA else "")
+    out = [
+        _row("unattended", "Unattended operation", unattended_t, src, value=round(longest, 2),
+             measured=f"{longest:.1f} days (longest)", verdict=verdict, days_of_data=covered, detail=detail)
+    ]  # fmt: skip
+
+    # interventions: their number in the window against the window's allowance; more than the whole window allows
+    # is a breach more data cannot undo
+    n = len(entries)
+    allowed = per_week * window / 7
+    verdict = NOT_MET if n >= allowed else (MET if covered >= enough else NO_DATA)
+    parts = [_need(covered, window)] if verdict == NO_DATA else []
+    if entries:
+        t, last = entries[-1]
+        stamp = dt.datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        verbs: dict[str, int] = {}
+        for _, e in entries:
+            verbs[str(e.get("verb"))] = verbs.get(str(e.get("verb")), 0) + 1
+        parts.append(", ".join(f"{v} {c}" for v, c in sorted(verbs.items())))
+        parts.append(f"last: {last.get('verb')} by {last.get('by')} at {stamp} ({last.get('changed')} changed)")
+    if own:
+        parts.append(own)
+    out.append(
+        _row("interventions", "Manual interventions", interventions_t, src, value=round(n / window * 7, 2),
+             measured=f"{n} in {window:g} days ({n / window * 7:.2f} a week)", verdict=verdict,
+             days_of_data=covered, detail="; ".join(parts))
+    )  # fmt: skip
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ the rows
@@ -387,13 +527,8 @@ def rows(raw: dict[str, Any], thresholds: dict[str, Any] | None = None) -> list[
     backup_age = prom.get("backup_age") if not prom_err else None
     out.extend(_backup_rows(raw.get("backup"), th, now, window, backup_age))
 
-    # unattended operation and manual interventions: nothing on the host records them yet
-    for rid, name, target in (
-        ("unattended", "Unattended operation", ">= 7 days"),
-        ("interventions", "Manual interventions", "< 1 a week"),
-    ):
-        out.append(_row(rid, name, target, "none yet", verdict=NOT_MEASURED,
-                        detail="homeport does not record manual interventions yet (issue 30)"))  # fmt: skip
+    restarts = prom.get("engine_restarts") if not prom_err else None
+    out.extend(_intervention_rows(raw.get("interventions"), th, now, window, restarts))
     return out
 
 
@@ -558,3 +693,22 @@ def host_page(raw: dict[str, Any], host: str, title: str = "homeport status", re
     """The status page of one host from its raw document (:func:`gather_raw` plus its ``thresholds``): the rows
     of ``homeport report`` as :func:`to_html` draws them. The latency row is not measured: it is the laptop's."""
     return to_html(report({host: raw}), title=title, refresh=refresh)
+
+
+def main(argv: list[str]) -> int:
+    """``python3 status_report.py record-intervention STATE_DIR ENTRY_JSON``: :func:`append_intervention` (the CLI
+    sends this file on stdin, ``python3 - record-intervention ...``); prints the entry written, as JSON."""
+    if len(argv) != 3 or argv[0] != "record-intervention":
+        print("usage: status_report.py record-intervention STATE_DIR ENTRY_JSON", file=sys.stderr)
+        return 2
+    try:
+        doc = append_intervention(argv[1], json.loads(argv[2]))
+    except (OSError, ValueError) as exc:
+        print(f"homeport: the intervention was not recorded: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(doc["interventions"][-1], sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -227,9 +227,11 @@ def execute(
     as_json: bool = False,
     extravars: dict | None = None,
     report: Report = run_report,
+    intervention: str | None = None,
 ) -> events.RunRecord:
     """Run a playbook (every verb that runs one comes here), show progress, then its report; exit with the
-    report's homeport exit code when not 0."""
+    report's homeport exit code when not 0. ``intervention``: the verb's name when its changes are manual
+    interventions (issue 30): each host the run changed records it (homeport.interventions)."""
     opts = RunOptions(
         playbook=playbook,
         inventory=resolve_inventory(inventory, sandbox),
@@ -242,7 +244,14 @@ def execute(
     )
     handler = events.EventHandler(console, json_mode=as_json, verbosity=verbose, check=check)
     record = run_playbook(opts, handler)
+    notes = []
+    if intervention and not check:
+        from homeport import interventions  # noqa: PLC0415 - loads the inventory, only when a host changed
+
+        notes = interventions.record_run(opts.inventory, record, intervention)
     code = report(record, as_json)
+    for note in notes:
+        err.print(safe_text.text(note, style="yellow" if note.startswith("warning") else "dim"))
     if code:
         raise typer.Exit(code)
     return record
@@ -319,6 +328,7 @@ def bootstrap(
         diff=check,
         verbose=verbose,
         as_json=as_json,
+        intervention="bootstrap",
     )
 
 
@@ -357,6 +367,7 @@ def drift(
         verbose=verbose,
         as_json=as_json,
         report=drift_report(fix),
+        intervention="drift --fix" if fix else None,
     )
 
 
@@ -404,7 +415,8 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring back the previous release of the compose stack (playbooks/rollback.yml)."""
-    execute(contract.ROLLBACK.file, inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json)
+    execute(contract.ROLLBACK.file, inventory, sandbox, limit=limit, verbose=verbose, as_json=as_json,
+            intervention="rollback")  # fmt: skip
 
 
 def _backup(action: str, inventory, sandbox, *, limit, verbose, as_json, extravars: dict | None = None) -> None:
@@ -416,6 +428,7 @@ def _backup(action: str, inventory, sandbox, *, limit, verbose, as_json, extrava
         verbose=verbose,
         as_json=as_json,
         extravars=extravars or contract.backup_vars(action),
+        intervention="backup restore" if action == "restore" else None,
     )
     data = {k: v for k, v in record.stats.items() if k != contract.STATUS_STAT}
     if data and not as_json:

@@ -99,9 +99,9 @@ def test_a_healthy_week_meets_every_measured_target():
     assert rows["container_start"]["measured"] == "11.5 s (db)"
     assert rows["backup"]["value"] == 5.0
     assert rows["backup_cost"]["value"] == pytest.approx(0.12)  # 20 GB x $0.006
-    assert rows["unattended"]["verdict"] == report.NOT_MEASURED
+    assert rows["unattended"]["verdict"] == report.NO_DATA  # no interventions record (test_interventions_issue30.py)
     assert [rows[r]["data"] for r in ("availability", "latency", "backup", "backup_cost", "unattended")] == [
-        "7.0 days of data", "measured now", "7.0 days of data", "at the last backup", "-",
+        "7.0 days of data", "measured now", "7.0 days of data", "at the last backup", "0.0 days of data",
     ]  # fmt: skip
 
 
@@ -210,8 +210,8 @@ def test_no_data_at_all():
     assert verdicts == {
         "availability": report.NO_DATA, "latency": report.NOT_MEASURED, "memory_peak": report.NO_DATA,
         "memory_sustained": report.NO_DATA, "deploy": report.NO_DATA, "container_start": report.NO_DATA,
-        "backup": report.NO_DATA, "backup_cost": report.NO_DATA, "unattended": report.NOT_MEASURED,
-        "interventions": report.NOT_MEASURED,
+        "backup": report.NO_DATA, "backup_cost": report.NO_DATA, "unattended": report.NO_DATA,
+        "interventions": report.NO_DATA,
     }  # fmt: skip
     assert all(r["days_of_data"] == 0 for r in rows)
     assert by_id(rows)["deploy"]["detail"] == "no deploy recorded in the last 30 days"
@@ -498,6 +498,8 @@ def fake_prometheus(calls):
             result = [{"metric": {}, "values": [[T0, "7200"]]}]
         elif "quantile_over_time(0.95, probe_duration_seconds" in expr:
             result = [{"metric": {}, "value": [T0, "0.0125"]}]
+        elif expr.startswith("sum(increase(homeport_container_restarts_total"):
+            result = [{"metric": {}, "value": [T0, "2"]}]
         else:
             raise AssertionError(expr)
         return {"status": "success", "data": {"result": result}}
@@ -520,6 +522,7 @@ def test_the_module_gathers_the_reports_raw_figures_from_prometheus_and_the_reco
     assert prom["memory_peak_bytes"] == 3221225472.0
     assert prom["backup_age"] == [[T0, 7200.0]]
     assert prom["probe_latency_p95_ms"] == 12.5
+    assert prom["engine_restarts"] == 2.0
     assert doc["deploys"] == [{"started": "2027-01-15T07:00:00Z", "duration_seconds": 9}]
     assert doc["backup"]["last_success"] == "2027-01-15T03:00:00+00:00"
     assert (doc["now"], doc["days"]) == (T0 + 7200, 7)

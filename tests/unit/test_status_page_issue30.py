@@ -334,7 +334,7 @@ def test_the_page_has_the_rows_of_homeport_report_from_prometheus_and_the_record
         "availability": report_rows.NOT_MET, "latency": report_rows.NOT_MEASURED,
         "memory_peak": report_rows.MET, "memory_sustained": report_rows.MET, "deploy": report_rows.MET,
         "container_start": report_rows.MET, "backup": report_rows.MET, "backup_cost": report_rows.MET,
-        "unattended": report_rows.NOT_MEASURED, "interventions": report_rows.NOT_MEASURED,
+        "unattended": report_rows.NO_DATA, "interventions": report_rows.NO_DATA,
     }  # fmt: skip
     assert "about 120 min down of 10 allowed in 7 days (api)" in text
     assert "9.00 GiB" in text and "74 s (longest of 1)" in text and "$0.24/month (40.00 GB)" in text
