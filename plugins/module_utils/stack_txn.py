@@ -599,13 +599,23 @@ def start(project_dir, params, program, python="/usr/bin/python3", txn_id=None):
     return launch(project_dir, state, program, python)
 
 
+def use_systemd(launcher="auto"):
+    """Whether the transaction runs as a transient systemd unit: ``systemd``/``detached`` as the role says (the OS
+    family: macOS has launchd, no systemd), ``auto`` when systemd is PID 1 (/run/systemd/system, sd_booted(3)) and
+    this process is root: systemd-run talks to the system manager, which refuses an unprivileged caller ("Access
+    denied") - the stack role runs unprivileged where it needs no become (the Mac's admin user)."""
+    if launcher in ("systemd", "detached"):
+        return launcher == "systemd"
+    return os.geteuid() == 0 and os.path.isdir("/run/systemd/system") and bool(shutil.which("systemd-run"))
+
+
 def launch(project_dir, state, program, python="/usr/bin/python3", wait=15.0):
     """Start the host process of the transaction: a transient systemd unit where systemd runs, else a process in a
     session of its own. Waits until it wrote its pid (or ``wait`` seconds)."""
     argv = [python, program, "run", project_dir]
     unit = f"{UNIT_PREFIX}-{state['params']['project_name']}-{state['id']}".replace("_", "-")
     before = int(state.get("seq", 0))
-    if os.path.isdir("/run/systemd/system") and shutil.which("systemd-run"):
+    if use_systemd(state["params"].get("launcher", "auto")):
         subprocess.run(
             ["systemctl", "reset-failed", unit + ".service"], capture_output=True, check=False
         )  # a unit of the same name that failed before (a resume)
