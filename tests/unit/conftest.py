@@ -83,7 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_tool(name, ...): the test runs these tools (conftest.need_tool)")
 
 
-# The files that start real hosts, with their seconds in a quiet clean-clone run (2 cores, -n 2). pytest-xdist's
+# The files that start real hosts, with rough seconds (test_demo and test_preflight_rules from clean-clone runs, the
+# three newer ones from their authors' runs on a loaded machine: an order, not a measurement). pytest-xdist's
 # --dist loadfile hands out whole files in collection order, one more each time a worker is free: the longest go
 # first, so no long file starts last while the other workers have nothing left to do (longest-first scheduling).
 # A file not listed keeps its place after these; a wrong figure only costs balance, never a test.
