@@ -7,8 +7,9 @@ scenario, for tests/run-molecule.sh (issue 34).
         ("S ➜ converge: Executing", "... Executed: Successful") gets the seconds since the start appended
         ("[t+83s]"); and writes "SECONDS SCENARIO ACTION EVENT" for each of them to S.steps
     molecule_steps.py table LOGDIR S1 S2 ...
-        a table of the seconds of each scenario's steps (a step: from its "Executing" line to the next action line)
-        and the slowest steps of the whole run
+        a table of the seconds of each scenario's steps (a step: from its "Executing" line to the next action line),
+        the slowest steps of the whole run, and its slowest tasks: each playbook run of a scenario ends with its ten
+        slowest tasks (ansible.posix.profile_tasks, summary only: .config/molecule/config.yml), read from LOGDIR/S.log
 """
 
 from __future__ import annotations
@@ -55,6 +56,34 @@ def stamp(steps_path: str) -> int:
             out.write(raw.rstrip(b"\r\n") + f"  [t+{elapsed:.0f}s]\n".encode())
             out.flush()
     return 0
+
+
+# a line of profile_tasks' summary: "Task name ------------------------------ 1.14s" (molecule wraps it at its width)
+TASK_TIME = re.compile(r"^(?P<name>\S.*?) -{3,}\s*(?P<seconds>\d+\.\d+)s$")
+BOX = re.compile(r"^\s*│ ?")
+
+
+def slow_tasks(log_path: Path, scenario: str) -> list[tuple[float, str, str, str]]:
+    """(seconds, scenario, step, task) of each task in the profile_tasks summaries of one scenario's log."""
+    found: list[tuple[float, str, str, str]] = []
+    step, in_recap, line = "?", False, ""
+    text = ANSI.sub(b"", log_path.read_bytes()).decode("utf-8", "replace")
+    for raw in [*text.splitlines(), ""]:
+        m = ACTION.search(raw)
+        if m:
+            step = m.group("a1") or m.group("a2")
+        body = BOX.sub("", raw, count=1) if BOX.match(raw) else None
+        if body is not None and body.startswith("  ") and line:  # molecule's continuation of a wrapped line
+            line += " " + body.strip()
+            continue
+        if in_recap and (t := TASK_TIME.match(line)):
+            found.append((float(t.group("seconds")), scenario, step, t.group("name")))
+        if body is not None and body.startswith("TASKS RECAP"):
+            in_recap = True
+        elif body is None or body.startswith(("PLAY", "TASK ")):
+            in_recap = False
+        line = body.rstrip() if body is not None else ""
+    return found
 
 
 def durations(steps_path: Path) -> tuple[dict[str, float], float, list[str]]:
@@ -110,6 +139,14 @@ def table(logdir: str, scenarios: list[str]) -> int:
         print("(! = the step did not finish: it failed, or the scenario stopped in it)")
     steps.sort(reverse=True)
     print("slowest steps: " + ", ".join(f"{s} {c} {v:.0f}s" for v, s, c in steps[:8]))
+    tasks = sorted(
+        (t for s in results if (Path(logdir) / f"{s}.log").is_file() for t in slow_tasks(Path(logdir) / f"{s}.log", s)),
+        reverse=True,
+    )
+    if tasks:
+        print(f"slowest tasks (of {len(tasks)} in the playbook runs' summaries):")
+        for v, s, c, name in tasks[:15]:
+            print(f"  {v:7.1f}s  {s} {c}: {name}")
     return 0
 
 
