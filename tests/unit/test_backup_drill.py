@@ -7,6 +7,9 @@ double that enforces Neo4j Community's documented refusal of an online dump."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import http.server
 import json
 import os
@@ -14,11 +17,13 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import restic_repo
 from test_backup import SECRET, load_job, render
 
 RESTIC = shutil.which("restic")
@@ -26,8 +31,21 @@ pytestmark = pytest.mark.needs_tool("restic")
 HERE = Path(__file__).resolve().parent
 
 
-def make_cfg(tmp: Path, **over) -> dict:
+@functools.cache
+def _template() -> Path:
+    """One repository per test process, made by the real `restic init` and rekeyed cheaply (restic_repo.py)."""
+    home = Path(tempfile.mkdtemp(prefix="homeport-restic-template."))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    (home / "pw").write_text(SECRET, encoding="utf-8")
+    return restic_repo.make_template(RESTIC or "restic", home / "repo", home / "pw")
+
+
+def make_cfg(tmp: Path, *, seeded: bool = True, **over) -> dict:
+    """The job's config for a test in `tmp`. Its repository `tmp/repo` is a copy of the cheap template (so `init`
+    finds it), unless `seeded` is False: then the job's own `restic init` makes it."""
     (tmp / "pw").write_text(SECRET, encoding="utf-8")
+    if seeded and not (tmp / "repo").exists():
+        restic_repo.seed(_template(), tmp / "repo")
     (tmp / "live").mkdir(exist_ok=True)
     (tmp / "live" / "a.txt").write_text("alpha\n", encoding="utf-8")
     (tmp / "live" / "sub").mkdir(exist_ok=True)
@@ -48,6 +66,24 @@ def make_cfg(tmp: Path, **over) -> dict:
 def restic(cfg: dict, repo: str, *args: str, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "RESTIC_PASSWORD_FILE": cfg["password_file"], "RESTIC_CACHE_DIR": cfg["cache_dir"]}
     return subprocess.run([RESTIC, "--repo", repo, *args], env=env, capture_output=True, text=True, check=False, **kw)
+
+
+def wait_reaped(pgid: int, timeout: float = 30) -> None:
+    """Wait until no process of the group is left, zombies included. A killed job's restic is an orphan that init
+    reaps; until then restic calls its lock live (the PID exists: lock.go, Lock.Stale). systemd reaps at once; this
+    machine's PID 1 takes a second or two, which a fast test run (cheap repository keys, restic_repo.py) reaches."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat_file.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid:  # after "pid (comm)": state, ppid, pgrp
+                    left.append(stat_file.parent.name)
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"processes {left} of the killed group {pgid} were not reaped"
+        time.sleep(0.1)
 
 
 def pid_alive(pid: int) -> bool:
@@ -174,6 +210,7 @@ def test_a_job_killed_mid_upload_leaves_a_repository_the_next_run_and_check_acce
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the job and its restic, mid-upload
     proc.wait()
+    wait_reaped(proc.pid)
     assert restic(cfg, str(tmp_path / "repo"), "snapshots", "--json", "--no-lock").stdout.strip() in ("[]", "null")
     cfg["limit_upload_kib"] = 0
     status = mod.Job(cfg).run(None, [])
