@@ -38,12 +38,16 @@ run_one() {
     rc=1
   fi
   end=$(date +%s)
-  echo "$s $rc $((end - start))" >"$logdir/$s.result"
-  echo "molecule: $s finished rc=$rc in $((end - start))s"
+  # the CPU of this scenario's controller side: molecule and every process under it that was waited for
+  # (ansible-playbook and its task workers, testinfra, the homeport CLI runs); the targets' own CPU is not in it
+  times >"$logdir/$s.times"  # a builtin in this shell (in a pipe it would run in a subshell that has no children)
+  cpu=$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$logdir/$s.times")
+  echo "$s $rc $((end - start)) ${cpu:-?}" >"$logdir/$s.result"
+  echo "molecule: $s finished rc=$rc in $((end - start))s (controller CPU ${cpu:-?}s)"
 }
 export -f run_one
 export logdir
-rm -f "$logdir"/*.result "$logdir"/*.steps
+rm -f "$logdir"/*.result "$logdir"/*.steps "$logdir"/*.times
 printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 failed=0
 for s in "${scenarios[@]}"; do
@@ -53,7 +57,7 @@ for s in "${scenarios[@]}"; do
 done
 read -r busy1 idle1 < <(cpu_times)
 echo "==== molecule: $(( $(date +%s) - wall0 ))s wall, $jobs at a time, CPU idle $(( 100 * (idle1 - idle0) / (busy1 - busy0 + idle1 - idle0 + 1) ))% of the time"
-echo "==== molecule summary (scenario rc seconds) ===="
+echo "==== molecule summary (scenario rc seconds controller-cpu-seconds) ===="
 failed_scenarios=()
 for s in "${scenarios[@]}"; do
   if [[ -f "$logdir/$s.result" ]]; then cat "$logdir/$s.result"; else echo "$s missing-result"; fi
