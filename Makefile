@@ -80,13 +80,12 @@ molecule: setup images
 
 # `make test`: each stage as `make STAGE`, in this order, timed; at the end a table of the stage times (with the CPU
 # they used and left idle) and a WARNING for each stage past its share of the 30-minute budget (seconds; the shares
-# add up to the budget). A+B+C: they run side by side. The unit tests leave a core idle for part of their time
-# (test_demo's sandbox is one worker's critical path: 508 of the stage's 1866 core-seconds idle in the run of
-# 2026-12-07 01:39), while the molecule scenarios keep both cores busy (CPU idle 9 %): lint and the oldest-versions
-# lane (compat) run beside the unit tests, and the molecule stage runs alone. All four at once was slower: the
-# clean-clone run of 2026-12-06 23:08 had its molecule scenarios 2.4-3.4 times as long as alone (stack 2044 s, backup
-# 1724 s), more than the overlap won. The compat lane's venv (pip, mostly waiting on PyPI) is built in the background
-# from the end of `setup`; `make compat` waits for it
+# add up to the budget). A+B+C: they run side by side: lint and the oldest-versions lane (compat) beside the unit
+# tests, the molecule stage alone. Compat ran beside the molecule stage until 2026-12-07; moving it won nothing
+# overall in the clean-clone run of c7107d1 (the unit stage grew by what the molecule stage lost: the suite is bound
+# by CPU work). All four at once was slower: the clean-clone run of 2026-12-06 23:08 had its molecule scenarios
+# 2.4-3.4 times as long as alone (stack 2044 s, backup 1724 s), more than the overlap won. The compat lane's venv
+# (pip, mostly waiting on PyPI) is built in the background from the end of `setup`; `make compat` waits for it
 TEST_BUDGET := 1800
 TEST_STAGES := setup=60 tools=15 images=150 lint+unit+compat=675 molecule=900
 test:

@@ -38,8 +38,9 @@ run_one() {
     rc=1
   fi
   end=$(date +%s)
-  # the CPU of this scenario's controller side: molecule and every process under it that was waited for
-  # (ansible-playbook and its task workers, testinfra, the homeport CLI runs); the targets' own CPU is not in it
+  # the CPU of this scenario's controller side: molecule and the processes under it that were waited for
+  # (ansible-playbook and its task workers, testinfra). Not in it: the targets' own CPU, and any process that was
+  # not reaped under molecule (a Mitogen context or a detached process may not be)
   times >"$logdir/$s.times"  # a builtin in this shell (in a pipe it would run in a subshell that has no children)
   cpu=$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$logdir/$s.times")
   echo "$s $rc $((end - start)) ${cpu:-?}" >"$logdir/$s.result"

@@ -40,11 +40,13 @@ def _template() -> Path:
     return restic_repo.make_template(RESTIC or "restic", home / "repo", home / "pw")
 
 
-def make_cfg(tmp: Path, *, seeded: bool = True, **over) -> dict:
-    """The job's config for a test in `tmp`. Its repository `tmp/repo` is a copy of the cheap template (so `init`
-    finds it), unless `seeded` is False: then the job's own `restic init` makes it."""
+def make_cfg(tmp: Path, **over) -> dict:
+    """The job's config for a test in `tmp`. Its repository `tmp/repo` is a copy of the cheap template, so the job's
+    `init` finds it. The job still finds a missing repository with the real restic and creates it in the copy test
+    (its copy repository), test_backup.py's init test does it against a restic double, the molecule backup
+    scenarios on the hosts."""
     (tmp / "pw").write_text(SECRET, encoding="utf-8")
-    if seeded and not (tmp / "repo").exists():
+    if not (tmp / "repo").exists():
         restic_repo.seed(_template(), tmp / "repo")
     (tmp / "live").mkdir(exist_ok=True)
     (tmp / "live" / "a.txt").write_text("alpha\n", encoding="utf-8")
