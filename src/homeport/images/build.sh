@@ -134,7 +134,7 @@ DOCKERFILE
 # loads once for both. (Purging systemd as well
 # fails in its maintainer scripts; it stays, unused.) Bump STACK_REV when their recipe changes: an image of another
 # revision is rebuilt.
-STACK_REV=3  # 3: the test API carries /app/health.py, its cheap healthcheck (tests/stack/api/health.py)
+STACK_REV=4  # 3: the test API carries /app/health.py, its cheap healthcheck (tests/stack/api/health.py); 4: HTTP/1.1
 have_stack() { have "$1" && [[ "$(docker image inspect -f '{{ index .Config.Labels "homeport.stack.rev" }}' "$1")" == "$STACK_REV" ]]; }
 
 build_stackbase() {

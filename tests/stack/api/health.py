@@ -11,7 +11,8 @@ import sys
 
 try:
     with socket.create_connection(("127.0.0.1", 8080), timeout=2) as conn:
-        conn.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        # the request line urllib sent before (the API logs it, and molecule/stack checks that log line)
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         status = conn.makefile("rb").readline().split()
 except OSError as exc:
     sys.exit(f"health: {exc}")
