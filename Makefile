@@ -4,13 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
-# three scenarios at a time on two cores; tests/run-molecule.sh prints how much CPU stayed idle (3 % in the last
-# clean-clone run: the suite is CPU-bound, so more slots would not shorten it)
+# three scenarios at a time on two cores; tests/run-molecule.sh prints how much CPU stayed idle (13 % of the stage's
+# core-seconds in the clean-clone run of 99698b1, mostly its tail, when fewer than three scenarios are left)
 MOLECULE_JOBS ?= 3
 # unit tests: three workers on two cores, each test file in one worker (its fixtures and containers stay together).
-# With two, the run of 2026-12-07 05:06 left 488 of the unit stage's 2137 core-seconds idle, nearly all after lint
-# and compat had ended: the tests wait on containers, timers and cut links (test_linkcut_issue28), and test_demo
-# keeps one worker for about 520 s
+# With two, the run of 2026-12-07 05:06 left 488 of the unit stage's 2137 core-seconds idle; lint (160 s) and compat
+# (382 s) ended long before the unit tests (1080 s), so the idle time fell after them. With three, the clean-clone
+# run of 99698b1 left 247 idle (unit stage 909 s)
 UNIT_JOBS ?= 3
 SCENARIO ?=
 
