@@ -49,7 +49,28 @@ run_one() {
 export -f run_one
 export logdir
 rm -f "$logdir"/*.result "$logdir"/*.steps "$logdir"/*.times
-printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
+# The slots: $jobs at a time; while the file MOLECULE_GATE names exists (make test: the unit tests still run beside
+# this stage, tests/stage-times.sh removes it when they end), ${MOLECULE_GATE_JOBS:-1} at a time, so the heaviest
+# scenario (first in molecule/ORDER) starts at once instead of after the unit tests, and the rest fill the machine
+# once they are done
+slots() {
+  if [[ -n ${MOLECULE_GATE:-} && -e $MOLECULE_GATE ]]; then echo "${MOLECULE_GATE_JOBS:-1}"; else echo "$jobs"; fi
+}
+[[ -z ${MOLECULE_GATE:-} || ! -e $MOLECULE_GATE ]] || echo "molecule: ${MOLECULE_GATE_JOBS:-1} at a time while $MOLECULE_GATE exists (the unit tests run beside), then $jobs"
+running=()
+for s in "${scenarios[@]}"; do
+  while :; do
+    alive=()
+    for pid in "${running[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    running=("${alive[@]}")
+    ((${#running[@]} < $(slots))) && break
+    sleep 2
+  done
+  echo "molecule: $s starts ($(date +%T), ${#running[@]} running)"
+  bash -c "run_one $s" &
+  running+=($!)
+done
+wait
 failed=0
 for s in "${scenarios[@]}"; do
   echo "::group::molecule $s"

@@ -4,6 +4,8 @@
 # Usage: tests/stage-times.sh BUDGET_SECONDS STAGE=SHARE_SECONDS ...   (the Makefile's `test` target holds the table)
 # A stage written A+B runs `make A` and `make B` side by side (one share for both): the first one's output streams,
 # the others' is kept in .cache/stage-NAME.log and printed when they end; the group fails when one of them fails.
+# While A runs, the file .cache/stage-gate (or STAGE_GATE) exists (exported as MOLECULE_GATE): the molecule stage
+# in a group runs fewer scenarios at once until A has ended (tests/run-molecule.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 make_cmd=${MAKE:-make}
@@ -57,7 +59,8 @@ background() {
   bash -c "$TEST_BACKGROUND" >.cache/test-background.log 2>&1 &
 }
 # stop what still runs in the background when make test ends early (a failed stage, Ctrl-C)
-trap 'jobs -pr | xargs -r kill 2>/dev/null' EXIT
+gate=${STAGE_GATE:-.cache/stage-gate}
+trap 'jobs -pr | xargs -r kill 2>/dev/null; rm -f "$gate"' EXIT
 # run one stage, or a group A+B side by side; rc of the first member that failed
 run_stage() {
   local group=$1 first rest member pid rc=0 r i
@@ -72,6 +75,10 @@ run_stage() {
   # concurrent `pip install`s or image builds would collide), so make takes them as done (-o)
   local done_flags=(-o setup -o tools -o images)
   mkdir -p .cache
+  # the gate: exists while the first member runs; a member that yields to it (the molecule stage: MOLECULE_GATE)
+  # runs with fewer slots until the first member has ended
+  echo "$first" >"$gate"
+  export MOLECULE_GATE=$gate
   for member in ${rest//+/ }; do
     echo "make test: $member runs beside $first (its output: .cache/stage-$member.log, printed when it ends)"
     (
@@ -84,6 +91,7 @@ run_stage() {
     pids+=($!) members+=("$member")
   done
   $make_cmd --no-print-directory "${done_flags[@]}" "$first" || rc=$?
+  rm -f "$gate"
   echo "make test: $first took $((SECONDS - t0))s (exit $rc)"
   for i in "${!pids[@]}"; do
     pid=${pids[$i]} member=${members[$i]}

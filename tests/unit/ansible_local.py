@@ -12,6 +12,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+# ansible-core's linear strategy with the plugin caches warmed before each worker forks (homeport.ansible_warm; about
+# 10 % of the controller's CPU per task, bench/task_overhead.py): what a task does is unchanged
+WARM_STRATEGY = {
+    "ANSIBLE_STRATEGY_PLUGINS": str(ROOT / "src" / "homeport" / "ansible_plugins" / "strategy"),
+    "ANSIBLE_STRATEGY": "homeport_warm",
+}
 
 
 def run_local_playbook(
@@ -29,6 +35,7 @@ def run_local_playbook(
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_FORCE_COLOR": "0",
+        **WARM_STRATEGY,
     }
     return subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(pb), "-e", json.dumps(variables), *extra_args],
@@ -75,6 +82,7 @@ def run_role_locally(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCALHOST_WARNING": "0",
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        **WARM_STRATEGY,
     }
     argv = [ANSIBLE_PLAYBOOK, "-i", str(workdir / "hosts.yml"), str(workdir / "play.yml"), "-vv"]
     if check:

@@ -80,3 +80,29 @@ def test_shares_that_do_not_add_up_to_the_budget_are_refused(tmp_path):
     r = stages(tmp_path, 10, "alone=4", "a+b=5")
     assert r.returncode == 2
     assert "the shares add up to 9s, not the budget 10s" in r.stderr
+
+
+def test_the_gate_exists_while_the_first_member_runs_and_not_after(tmp_path):
+    """The molecule stage beside the unit tests runs fewer scenarios while MOLECULE_GATE exists: the file must be
+    there when the members start and be gone once the first member has ended (and after the run)."""
+    gate = tmp_path / "gate"
+    makefile = (
+        "first:\n\t@sleep 1; echo first-done\n"
+        "watcher:\n"
+        '\t@[ -e "$$MOLECULE_GATE" ] && echo gate-open-at-start; '
+        'for i in $$(seq 1 100); do [ -e "$$MOLECULE_GATE" ] || break; sleep 0.05; done; '
+        '[ -e "$$MOLECULE_GATE" ] || echo gate-closed-after-first\n'
+    )
+    (tmp_path / "mk.mk").write_text(makefile, encoding="utf-8")
+    r = subprocess.run(
+        ["bash", str(SCRIPT), "10", "first+watcher=10"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "MAKE": f"make -C {tmp_path} -f {tmp_path / 'mk.mk'}", "STAGE_GATE": str(gate)},
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "gate-open-at-start" in r.stdout and "gate-closed-after-first" in r.stdout, r.stdout
+    assert r.stdout.index("first-done") < r.stdout.index("gate-closed-after-first")
+    assert not gate.exists()

@@ -18,6 +18,8 @@ import ansible_mitogen.loaders as _mitogen_loaders
 import ansible_mitogen.strategy as _mitogen_strategy
 from ansible_mitogen.plugins.strategy import mitogen_linear
 
+from homeport.ansible_warm import WarmStrategyMixin
+
 _SHORT = {"community.docker.docker": "docker"}
 # the controller's own tasks (molecule's create/destroy playbooks: async docker_container + async_status) keep
 # ansible-core's local connection: under mitogen_local their async_status never saw the job finish
@@ -38,5 +40,6 @@ def _wrap_connection_loader__get_with_context(name, *args, **kwargs):
 _mitogen_strategy.wrap_connection_loader__get_with_context = _wrap_connection_loader__get_with_context
 
 
-class StrategyModule(mitogen_linear.StrategyModule):
-    """mitogen_linear, reached for molecule's fully qualified docker connection too."""
+class StrategyModule(_mitogen_strategy.StrategyMixin, WarmStrategyMixin, mitogen_linear.Base):  # type: ignore[misc,name-defined]
+    """mitogen_linear, reached for molecule's fully qualified docker connection too, with the main process's plugin
+    caches warmed before the workers fork (homeport.ansible_warm: the Jinja filter and test plugins, each action)."""

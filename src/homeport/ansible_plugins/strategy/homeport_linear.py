@@ -20,6 +20,7 @@ import ansible_mitogen.strategy  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
 
 from homeport import mitogen_preload  # noqa: E402
+from homeport.ansible_warm import WarmStrategyMixin  # noqa: E402
 
 if not mitogen_preload.install():
     # the fence: a Mitogen whose internals changed runs as plain mitogen_linear, never a failed run
@@ -31,5 +32,5 @@ if not mitogen_preload.install():
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[valid-type,misc]  # run-time class
-    pass
+class StrategyModule(ansible_mitogen.strategy.StrategyMixin, WarmStrategyMixin, _Linear):  # type: ignore[valid-type,misc]  # run-time class
+    """mitogen_linear, with the main process's plugin caches warmed before the workers fork (homeport.ansible_warm)."""
