@@ -74,12 +74,12 @@ class WarmStrategyMixin:
     once, just before the first worker that needs it forks. Put it after Mitogen's StrategyMixin in the bases, so
     that the connection is resolved through Mitogen's redirection."""
 
-    def run(self, iterator, play_context, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def run(self, iterator, play_context, *args, **kwargs):
         warm_jinja_plugins()
-        self._homeport_warmed: set[tuple[str, tuple[str, ...]]] = set()
-        return super().run(iterator, play_context, *args, **kwargs)  # type: ignore[misc]
+        self._homeport_warmed = set()
+        return super().run(iterator, play_context, *args, **kwargs)
 
-    def _queue_task(self, host, task, task_vars, play_context):  # type: ignore[no-untyped-def]
+    def _queue_task(self, host, task, task_vars, play_context):
         warmed = getattr(self, "_homeport_warmed", None)
         if warmed is None:
             warmed = self._homeport_warmed = set()
@@ -92,4 +92,4 @@ class WarmStrategyMixin:
         if isinstance(connection, str) and ("connection", connection) not in warmed:
             warmed.add(("connection", connection))
             warm_plugins(((connection_loader, connection), (shell_loader, "sh"), (become_loader, "sudo")))
-        return super()._queue_task(host, task, task_vars, play_context)  # type: ignore[misc]
+        return super()._queue_task(host, task, task_vars, play_context)

@@ -114,3 +114,21 @@ def render_sshd_dropin(workdir: Path, **variables) -> str:
     r = run_local_playbook(workdir, SSHD_DROPIN_PLAY.format(root=ROOT), {"out": str(out), **base, **variables})
     assert r.returncode == 0, r.stdout + r.stderr
     return out.read_text(encoding="utf-8")
+
+
+def validation_task_names(role: str) -> set[str]:
+    """The names of the tasks that validate ``role``: every task of its tasks/validate.yml (blocks included) and
+    main.yml's task that includes that file (a task itself: it is skipped in one step when the preflight ran it).
+    A run stopped in validation shows no other task of the role."""
+    tasks = ROOT / "roles" / role / "tasks"
+
+    def names(items: list[dict]) -> set[str]:
+        found = set()
+        for task in items or []:
+            found.add(task["name"])
+            found |= names(task.get("block", []))
+        return found
+
+    main = yaml.safe_load((tasks / "main.yml").read_text(encoding="utf-8"))
+    includes = {t["name"] for t in main if t.get("ansible.builtin.include_tasks") == "validate.yml"}
+    return names(yaml.safe_load((tasks / "validate.yml").read_text(encoding="utf-8"))) | includes

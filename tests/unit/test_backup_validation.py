@@ -9,24 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from ansible_local import run_role_locally
+from ansible_local import run_role_locally, validation_task_names
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 TASK_RE = re.compile(r"^TASK \[backup : (.+?)\] \**$", re.MULTILINE)
 S3_SECRET = "unit-S3-Secret-7f3a"
-
-
-def validate_task_names() -> set[str]:
-    names = set()
-    for task in yaml.safe_load((ROOT / "roles" / "backup" / "tasks" / "validate.yml").read_text(encoding="utf-8")):
-        names.add(task["name"])
-        names.update(t["name"] for t in task.get("block", []))
-    # main.yml's task that includes validate.yml (skipped in one step when the preflight ran it)
-    main = yaml.safe_load((ROOT / "roles" / "backup" / "tasks" / "main.yml").read_text(encoding="utf-8"))
-    names.update(t["name"] for t in main if t.get("ansible.builtin.include_tasks") == "validate.yml")
-    return names
 
 
 def run_role(tmp_path: Path, variables: dict):
@@ -78,7 +66,7 @@ def test_bad_settings_fail_in_validation_before_any_change(tmp_path, variables, 
     assert expected in out, out
     assert S3_SECRET not in out and "0f0e-token" not in out and "hunter2-Rest" not in out
     ran = TASK_RE.findall(out)
-    outside = [t for t in ran if t not in validate_task_names() and not t.startswith("Validating arguments")]
+    outside = [t for t in ran if t not in validation_task_names("backup") and not t.startswith("Validating arguments")]
     assert not outside, f"tasks outside validation ran: {outside}"
     assert not (tmp_path / "state").exists()
 

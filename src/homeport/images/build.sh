@@ -129,12 +129,16 @@ DOCKERFILE
 }
 
 # The test stack's images (issue 34): every scenario with a Docker host streams them into it (docker save | docker
-# load) and the demo ships them over SSH, so they are small: both start FROM homeport/stackbase:13, Debian 13 without
+# load) and the demo ships them over SSH, so they are small: both start FROM homeport/stackbase:13, Debian 13 with
+# python3-psycopg (the test API's one package) and without
 # apt's caches and package lists, docs and translations, flattened into one layer (155 MB instead of 376) that a host
 # loads once for both. (Purging systemd as well
 # fails in its maintainer scripts; it stays, unused.) Bump STACK_REV when their recipe changes: an image of another
 # revision is rebuilt.
-STACK_REV=4  # 3: the test API carries /app/health.py, its cheap healthcheck (tests/stack/api/health.py); 4: HTTP/1.1
+# 3: the test API carries /app/health.py, its cheap healthcheck (tests/stack/api/health.py); 4: HTTP/1.1; 5: the
+# base holds the API's one Debian package (python3-psycopg), so the API's build in each target is two COPYs and no
+# apt-get update against Debian's mirror (which every scenario that builds it paid, and the network could fail)
+STACK_REV=5
 have_stack() { have "$1" && [[ "$(docker image inspect -f '{{ index .Config.Labels "homeport.stack.rev" }}' "$1")" == "$STACK_REV" ]]; }
 
 build_stackbase() {
@@ -143,7 +147,9 @@ build_stackbase() {
   log "building $tag"
   docker build -q -t "$tag" - >/dev/null <<DOCKERFILE
 FROM homeport/debian:13 AS slim
-RUN rm -rf /var/cache/apt/* /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
+RUN apt-get -o Acquire::Retries=5 update \
+ && apt-get -o Acquire::Retries=5 install -y --no-install-recommends python3-psycopg \
+ && rm -rf /var/cache/apt/* /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
       /usr/share/locale/* /usr/share/i18n/* \
  && find / -xdev -name __pycache__ -prune -exec rm -rf {} +
 FROM scratch

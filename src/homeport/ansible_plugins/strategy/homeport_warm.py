@@ -19,5 +19,5 @@ from ansible.plugins.strategy.linear import StrategyModule as _Linear  # noqa: E
 from homeport.ansible_warm import WarmStrategyMixin  # noqa: E402
 
 
-class StrategyModule(WarmStrategyMixin, _Linear):  # type: ignore[misc]
+class StrategyModule(WarmStrategyMixin, _Linear):
     """ansible.builtin.linear with warmed caches."""
