@@ -6,7 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 jobs="${MOLECULE_JOBS:-3}"
-logdir=.cache/molecule-logs
+logdir=${MOLECULE_LOGDIR:-.cache/molecule-logs}
+molecule_cmd=${MOLECULE_CMD:-molecule}  # tests/unit/test_run_molecule.py runs a stand-in
 mkdir -p "$logdir"
 if [[ $# -gt 0 && -n "$1" ]]; then
   scenarios=("$@")
@@ -30,7 +31,7 @@ run_one() {
   local s="$1" start end rc
   start=$(date +%s)
   # the output goes through the step timer: molecule's action lines get "[t+SECONDS]", the times go to $s.steps
-  molecule test -s "$s" 2>&1 | python3 tests/molecule_steps.py stamp "$logdir/$s.steps" >"$logdir/$s.log"
+  $molecule_cmd test -s "$s" 2>&1 | python3 tests/molecule_steps.py stamp "$logdir/$s.steps" >"$logdir/$s.log"
   rc=${PIPESTATUS[0]}
   # a verifier that finds no tests still "succeeds" in molecule: treat it as a failure here
   if [[ $rc == 0 ]] && ! grep -Eq '[0-9]+ passed' "$logdir/$s.log"; then
@@ -47,7 +48,7 @@ run_one() {
   echo "molecule: $s finished rc=$rc in $((end - start))s (controller CPU ${cpu:-?}s)"
 }
 export -f run_one
-export logdir
+export logdir molecule_cmd
 rm -f "$logdir"/*.result "$logdir"/*.steps "$logdir"/*.times
 # The slots: $jobs at a time; while the file MOLECULE_GATE names exists (make test: the unit tests still run beside
 # this stage, tests/stage-times.sh removes it when they end), ${MOLECULE_GATE_JOBS:-1} at a time, so the heaviest
@@ -67,7 +68,10 @@ for s in "${scenarios[@]}"; do
     sleep 2
   done
   echo "molecule: $s starts ($(date +%T), ${#running[@]} running)"
-  bash -c "run_one $s" &
+  # in a subshell: bash starts a background *simple command* of a script with SIGINT and SIGQUIT ignored, and every
+  # program under it would inherit that, but not a background subshell; the verifiers stop programs with SIGINT as
+  # Ctrl-C does (mac_journey: `homeport tunnel`), which an ignored SIGINT leaves running
+  (run_one "$s") &
   running+=($!)
 done
 wait
