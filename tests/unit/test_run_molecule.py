@@ -1,5 +1,5 @@
 """tests/run-molecule.sh, the molecule stage of `make test` (issue 34), with a stand-in for molecule (MOLECULE_CMD)
-and for docker (its `docker info` check): the scenarios' slots (MOLECULE_JOBS, and two at a time while the gate file
+and for docker (its `docker info` check): the scenarios' slots (MOLECULE_JOBS, and one at a time while the gate file
 MOLECULE_GATE exists, i.e. while the unit tests run beside), and the signals each scenario starts with."""
 
 from __future__ import annotations
@@ -79,13 +79,13 @@ def test_each_scenario_starts_with_sigint_and_sigquit_at_their_defaults(tmp_path
         assert not mask & (1 << 2), f"{name}: SIGQUIT ignored (SigIgn {mask:#x})"
 
 
-def test_two_at_a_time_while_the_gate_exists_then_molecule_jobs(tmp_path):
+def test_one_at_a_time_while_the_gate_exists_then_molecule_jobs(tmp_path):
     gate = tmp_path / "gate"
     gate.write_text("unit\n", encoding="utf-8")
     r, lines = run(tmp_path, ["a", "b", "c"], MOLECULE_JOBS="3", MOLECULE_GATE=str(gate))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    assert "2 at a time while" in r.stdout
-    assert overlaps(intervals(lines)) == 2, lines
+    assert "1 at a time while" in r.stdout
+    assert overlaps(intervals(lines)) == 1, lines
 
     gate.unlink()  # the unit tests have ended: the slots open
     r, lines = run(tmp_path, ["a", "b", "c"], MOLECULE_JOBS="3", MOLECULE_GATE=str(gate))
