@@ -47,18 +47,16 @@ run_one() {
   echo "$s $rc $((end - start)) ${cpu:-?}" >"$logdir/$s.result"
   echo "molecule: $s finished rc=$rc in $((end - start))s (controller CPU ${cpu:-?}s)"
 }
-export -f run_one
-export logdir molecule_cmd
 rm -f "$logdir"/*.result "$logdir"/*.steps "$logdir"/*.times
 # The slots: $jobs at a time; while the file MOLECULE_GATE names exists (make test: the unit tests still run beside
-# this stage, tests/stage-times.sh removes it when they end), ${MOLECULE_GATE_JOBS:-1} at a time, so the heaviest
+# this stage, tests/stage-times.sh removes it when they end), MOLECULE_GATE_JOBS (default 1) at a time, so the heaviest
 # scenarios (first in molecule/ORDER) start at once instead of after the unit tests, and the rest fill the machine
 # once they are done (two at a time beside the unit tests loaded the machine so that a unit test's 5 s timeout on a
 # bcrypt check expired in the clean-clone run of ab8f5a6)
-slots() {
-  if [[ -n ${MOLECULE_GATE:-} && -e $MOLECULE_GATE ]]; then echo "${MOLECULE_GATE_JOBS:-1}"; else echo "$jobs"; fi
-}
-[[ -z ${MOLECULE_GATE:-} || ! -e $MOLECULE_GATE ]] || echo "molecule: ${MOLECULE_GATE_JOBS:-1} at a time while $MOLECULE_GATE exists (the unit tests run beside), then $jobs"
+gate_jobs=${MOLECULE_GATE_JOBS:-1}
+gated() { [[ -n ${MOLECULE_GATE:-} && -e $MOLECULE_GATE ]]; }
+slots() { if gated; then echo "$gate_jobs"; else echo "$jobs"; fi; }
+! gated || echo "molecule: $gate_jobs at a time while $MOLECULE_GATE exists (the unit tests run beside), then $jobs"
 running=()
 for s in "${scenarios[@]}"; do
   while :; do
