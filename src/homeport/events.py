@@ -43,12 +43,14 @@ VALIDATION_ACTIONS = {
     "ansible.builtin.assert",
     "fail",
     "ansible.builtin.fail",
+    # a role's checks in one task (plugins/action/rules.py, issues 29 and 34)
+    "homeport.homeport.rules",
 }
 # Actions that run on the controller only (no exchange with the host): their duration says nothing of the link
 CONTROLLER_ACTIONS = {
     "add_host", "assert", "debug", "fail", "group_by", "import_playbook", "import_role", "import_tasks", "include",
     "include_role", "include_tasks", "include_vars", "meta", "pause", "set_fact", "set_stats",
-    "validate_argument_spec",
+    "validate_argument_spec", "homeport.homeport.rules",
 }  # fmt: skip
 _PREFIX = re.compile(r"^(?:Task failed: |Action failed: )+")
 # issue 28: the stack role's tasks during which the host carries out the release by itself (roles/stack/tasks:
