@@ -4,6 +4,7 @@ net); the play must stop in validation with one message naming the variable, and
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -73,6 +74,26 @@ def test_bad_settings_fail_in_validation_before_any_change(tmp_path, variables, 
 
 def test_good_settings_pass_validation(tmp_path):
     _proc, out = run_role(tmp_path, {**GOOD, "backup_action": "verify"})
-    # verify stops at "the job is not installed" (after validation): every validation task passed
-    assert "Check the drill schedule" in out and "needs the backup job, which is not installed" in out, out
+    # verify stops at "the job is not installed" (after validation): every rule of validate.yml's one task passed
+    assert "TASK [backup : Check the backup settings]" in out and "checks passed" in out, out
+    assert "needs the backup job, which is not installed" in out, out
     assert S3_SECRET not in out
+
+
+def test_a_later_rule_fails_with_its_own_message_after_the_loops_passed(tmp_path):
+    """validate.yml is one homeport.homeport.rules task: a bad backup_drill_hour (a rule near the end) fails it with
+    the drill rule's message, after the earlier loop rules (repositories, retention, two database dumps) passed."""
+    dumps = [*GOOD["backup_database_dumps"], {"name": "db", "type": "postgres", "container": "pg", "database": "app"}]
+    proc, out = run_role(tmp_path, {**GOOD, "backup_database_dumps": dumps, "backup_drill_hour": 24})
+    assert proc.returncode != 0, out
+    fatal = [line for line in out.splitlines() if line.startswith("fatal: [local]: FAILED! => ")]
+    assert len(fatal) == 1, out
+    result = json.loads(fatal[0].split(" => ", 1)[1])
+    assert result["rule"] == "the drill schedule", result
+    drill = "backup_drill_weekday 6 must be 0-7, backup_drill_hour 24 0-23 and backup_drill_minute 0 0-59"
+    assert result["msg"] == f"backup: {drill}", result
+    assert "backup_drill_hour" in result["assertion"] and "item_label" not in result
+    # the repositories (4 items), the retention and schedule (13) and the database dumps (2) were checked and passed
+    assert result["checked"] > 4 + 13 + 2, result
+    assert TASK_RE.findall(out)[-1] == "Check the backup settings", out
+    assert not (tmp_path / "state").exists()

@@ -45,7 +45,8 @@ GOOD = {
 def test_good_settings_pass_validation(tmp_path):
     proc, out = run_role(tmp_path, GOOD, tasks_from="validate")
     assert proc.returncode == 0, out
-    assert "Refuse invalid join settings" in out
+    assert "Check the join settings, the up timeout, the Debian repository and the binaries" in out
+    assert "checks passed" in out
     assert "kTESTSECRET" not in out
 
 
@@ -86,6 +87,18 @@ def test_missing_controller_key_file_is_refused(tmp_path):
     proc, out = run_role(tmp_path, {**GOOD, "tailscale_apt_key_src": str(tmp_path / "nope.gpg")})
     assert proc.returncode != 0
     assert "tailscale_apt_key_src" in out and "must be an existing file" in out
+
+
+def test_install_method_none_without_tailscaled_is_refused(tmp_path):
+    """The last rule reads the stat of tailscaled (a task before the rules task): without it, the method is refused."""
+    if Path("/usr/sbin/tailscaled").exists():
+        pytest.skip("this machine has /usr/sbin/tailscaled")
+    proc, out = run_role(tmp_path, {**GOOD, "tailscale_install_method": "none"})
+    assert proc.returncode != 0, out
+    assert "tailscale_install_method is none (binaries provided out of band) but /usr/sbin/tailscaled does not" in out
+    not_validation = [t for t in TASK_RE.findall(out) if t not in VALIDATE_TASKS and not t.startswith("Validating")]
+    assert not not_validation, f"tasks outside validation ran: {not_validation}"
+    assert "kTESTSECRET" not in out
 
 
 def test_argument_spec_and_defaults_agree():
