@@ -19,6 +19,7 @@ test_preflight_rules.py): a refused row leaves no marker, an accepted row leaves
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -227,6 +228,65 @@ def test_a_compose_parse_error_after_staging_exits_3_and_says_where(project, out
     assert code == events.EXIT_INVALID, text
     # the live project is untouched (the staging directory is removed by main.yml's always, not run here)
     assert not (live / "compose.yaml").exists() and not (live / "current").exists()
+
+
+# docker double whose compose config prints a parsed project (the file next to it); info tells the memory
+FAKE_DOCKER_CONFIG = """#!/bin/sh
+case "$*" in
+  *" config "*) cat "$(dirname "$0")/config.json" ;;
+  info*) echo 17179869184 ;;
+esac
+"""
+STAGED_WEB = {
+    "image": "nginx:1.27",
+    "restart": "unless-stopped",
+    "deploy": {"resources": {"limits": {"memory": "128m"}}},
+}
+
+
+def test_the_staged_release_is_judged_after_its_memory_is_read(project, out):
+    """validate_release.yml's second check (after `docker info`): a staged project with a service without a memory
+    limit and a port on 0.0.0.0 is refused after staging (exit 3, both problems named); the same project with a limit
+    and a loopback port goes past the staging."""
+    docker = project / "docker"
+    docker.write_text(FAKE_DOCKER_CONFIG, encoding="utf-8")
+    docker.chmod(0o755)
+    live = project / "live"
+    live.mkdir()
+    play = project / "parse.yml"
+    play.write_text(PARSE_PLAY, encoding="utf-8")
+    host = {
+        **STACK,
+        "homeport_os_family": "Debian",
+        "homeport_docker_host": "unix:///nonexistent.sock",
+        "homeport_docker_cli": str(docker),
+        "homeport_unknown_variables": "warn",
+        "stack_project_dir": str(live),
+        "marker_path": str(project / "marker"),
+    }
+    refused = {
+        "services": {
+            "web": {**STAGED_WEB, "ports": [{"host_ip": "0.0.0.0", "published": "8080", "target": 80}]},
+            "worker": {"image": "busybox:1", "restart": "unless-stopped"},
+        }
+    }
+    (project / "config.json").write_text(json.dumps(refused), encoding="utf-8")
+    code = run_cli(play, write_hosts_inventory(project, {"h": host}))
+    text = _flat(out.export_text())
+    assert code == events.EXIT_INVALID, text
+    assert not (project / "marker").exists()
+    assert "Deploy refused, nothing was changed:" in text, text
+    assert "service(s) without a memory limit: worker" in text, text
+    assert "service web: port 8080->80 binds to 0.0.0.0" in text, text
+    assert "the release was refused after it was staged" in text, text
+
+    accepted = {
+        "services": {"web": {**STAGED_WEB, "ports": [{"host_ip": "127.0.0.1", "published": "8080", "target": 80}]}}
+    }
+    (project / "config.json").write_text(json.dumps(accepted), encoding="utf-8")
+    code = run_cli(play, write_hosts_inventory(project, {"h": host}))
+    assert code == 0, _flat(out.export_text())
+    assert (project / "marker").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
