@@ -29,7 +29,7 @@ from __future__ import annotations
 import typing as t
 from collections import ChainMap
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleUndefinedVariable
 from ansible.plugins.action import ActionBase
 
 RULE_KEYS = {"name", "that", "msg", "when", "loop", "label", "vars"}
@@ -73,7 +73,17 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(f"rules: {name} has unknown key(s) {sorted(extra)}; known: {sorted(RULE_KEYS)}")
             own = dict(rule.get("vars") or {})
             if "loop" in rule:
-                items = self._scoped(ChainMap(own, base)).template(rule["loop"])
+                try:
+                    items = self._scoped(ChainMap(own, base)).template(rule["loop"])
+                except AnsibleUndefinedVariable:
+                    # as ansible-core's TaskExecutor does (_loop_eval_error): an undefined loop is an error only
+                    # when the task's `when` (read without `item`) holds
+                    if not all(
+                        self._scoped(ChainMap(own, base)).evaluate_conditional(w)
+                        for w in _as_list(rule.get("when", True))
+                    ):
+                        continue
+                    raise
                 if not isinstance(items, list):
                     raise AnsibleActionFail(f"rules: {name}: loop must give a list, got {type(items).__name__}")
                 scopes = [ChainMap({"item": item}, own, base) for item in items]

@@ -200,3 +200,21 @@ def test_a_malformed_rules_task_fails_with_what_is_wrong(tmp_path, json_env):
     assert len(results) == len(MALFORMED)
     for result, (_, message) in zip(results, MALFORMED, strict=True):
         assert result.get("failed") and message in result["msg"], result
+
+
+def test_an_undefined_loop_fails_only_when_the_rule_applies(tmp_path, json_env):
+    """ansible-core's TaskExecutor skips a task whose loop is undefined when its `when` is false, and fails it
+    otherwise; so does a rule."""
+    rule = {
+        "name": "each restore path",
+        "when": "app_action == 'restore'",
+        "loop": "{{ app_restore_paths }}",
+        "that": "item is match('^/')",
+        "msg": "app_restore_paths: {{ item }} must be absolute",
+    }
+    cases = {"no restore": {}, "restore": {"app_action": "restore"}}
+    got = outcomes(tmp_path, rules_task([rule]), cases)
+    assert got["no restore"] == (False, "")
+    assert got["restore"][0] and "app_restore_paths" in got["restore"][1]
+    want = outcomes(tmp_path, as_asserts([rule]), cases)
+    assert want["no restore"] == (False, "") and want["restore"][0]
