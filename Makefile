@@ -72,7 +72,9 @@ COMPAT_ONLY := test_sandbox_bootstrap_is_idempotent
 unit: setup tools
 	@$(BIN)/python -c "import ansible.release, mitogen; print('unit tests on ansible-core', ansible.release.__version__, 'with mitogen', '.'.join(map(str, mitogen.__version__)))"
 	@echo "unit: tests/unit/test_sandbox.py::$(COMPAT_ONLY) runs in the compat lane (make compat), on the oldest versions; its checks run here in test_demo, on the demo's sandbox"
-	$(BIN)/pytest -n $(UNIT_JOBS) --dist loadfile tests/unit --deselect tests/unit/test_sandbox.py::$(COMPAT_ONLY)
+	@rm -rf .cache/unit-files
+	$(BIN)/pytest -n $(UNIT_JOBS) --dist loadfile tests/unit --deselect tests/unit/test_sandbox.py::$(COMPAT_ONLY); \
+	  rc=$$?; $(BIN)/python tests/unit/file_costs.py 30; exit $$rc
 
 # the version-sensitive tests again on the oldest ansible-core / ansible-runner / Mitogen that pyproject.toml allows
 compat: setup images

@@ -6,8 +6,10 @@ provide every tool. Under CI=true any other skip fails too unless its reason is 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -100,6 +102,37 @@ HEAVY_FILES = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest files first (HEAVY_FILES), the rest in their usual order (sort is stable)."""
     items.sort(key=lambda item: -HEAVY_FILES.get(item.path.name, 0))
+
+
+# issue 34: per test file, the seconds it ran and the CPU seconds of its worker and the worker's waited-for children
+# (ansible-playbook and its forks, the CLI; not what runs inside containers), written at the end of the session to
+# .cache/unit-files/<worker>.tsv; `make unit` prints the costliest files from them (tests/unit/file_costs.py)
+FILE_COSTS: dict[str, list[float]] = {}
+
+
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    wall, cpu = time.monotonic(), _cpu()
+    yield
+    cost = FILE_COSTS.setdefault(item.path.name, [0.0, 0.0, 0])
+    cost[0] += time.monotonic() - wall
+    cost[1] += _cpu() - cpu
+    cost[2] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not FILE_COSTS:
+        return
+    out = Path(__file__).resolve().parents[2] / ".cache" / "unit-files"
+    out.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    lines = [f"{name}\t{wall:.1f}\t{cpu:.1f}\t{n}\t{worker}" for name, (wall, cpu, n) in FILE_COSTS.items()]
+    (out / f"{worker}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
