@@ -198,11 +198,11 @@ esac
 """
 
 
-def test_a_compose_parse_error_after_staging_exits_3_and_says_where(project, out):
-    """defect 9: a project compose refuses after the staging changed nothing on the host: exit 3 (it exited 1), and
-    the report says the release was refused after staging (not "refused before any role ran")."""
+def _staged_project(project: Path, docker_script: str) -> tuple[Path, Path, dict]:
+    """PARSE_PLAY, an empty live project directory and the host's variables, with ``docker_script`` as the docker
+    CLI (homeport_docker_cli: set by the shared facts in a real run)."""
     docker = project / "docker"
-    docker.write_text(FAKE_DOCKER, encoding="utf-8")
+    docker.write_text(docker_script, encoding="utf-8")
     docker.chmod(0o755)
     live = project / "live"
     live.mkdir()
@@ -212,12 +212,19 @@ def test_a_compose_parse_error_after_staging_exits_3_and_says_where(project, out
         **STACK,
         "homeport_os_family": "Debian",
         "homeport_docker_host": "unix:///nonexistent.sock",
-        "homeport_docker_cli": str(docker),  # set by the shared facts in a real run
+        "homeport_docker_cli": str(docker),
         "homeport_unknown_variables": "warn",
         "stack_project_dir": str(live),
-        "stack_compose_files": [str(_compose(project / "compose" / "web.yaml", {"web": WEB}))],
         "marker_path": str(project / "marker"),
     }
+    return play, live, host
+
+
+def test_a_compose_parse_error_after_staging_exits_3_and_says_where(project, out):
+    """defect 9: a project compose refuses after the staging changed nothing on the host: exit 3 (it exited 1), and
+    the report says the release was refused after staging (not "refused before any role ran")."""
+    play, live, host = _staged_project(project, FAKE_DOCKER)
+    host["stack_compose_files"] = [str(_compose(project / "compose" / "web.yaml", {"web": WEB}))]
     code = run_cli(play, write_hosts_inventory(project, {"h": host}))
     text = _flat(out.export_text())
     assert not (project / "marker").exists()
@@ -248,22 +255,7 @@ def test_the_staged_release_is_judged_after_its_memory_is_read(project, out):
     """validate_release.yml's second check (after `docker info`): a staged project with a service without a memory
     limit and a port on 0.0.0.0 is refused after staging (exit 3, both problems named); the same project with a limit
     and a loopback port goes past the staging."""
-    docker = project / "docker"
-    docker.write_text(FAKE_DOCKER_CONFIG, encoding="utf-8")
-    docker.chmod(0o755)
-    live = project / "live"
-    live.mkdir()
-    play = project / "parse.yml"
-    play.write_text(PARSE_PLAY, encoding="utf-8")
-    host = {
-        **STACK,
-        "homeport_os_family": "Debian",
-        "homeport_docker_host": "unix:///nonexistent.sock",
-        "homeport_docker_cli": str(docker),
-        "homeport_unknown_variables": "warn",
-        "stack_project_dir": str(live),
-        "marker_path": str(project / "marker"),
-    }
+    play, _, host = _staged_project(project, FAKE_DOCKER_CONFIG)
     refused = {
         "services": {
             "web": {**STAGED_WEB, "ports": [{"host_ip": "0.0.0.0", "published": "8080", "target": 80}]},

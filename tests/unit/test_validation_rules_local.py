@@ -75,40 +75,31 @@ def mac_doubles(monkeypatch, tmp_path):
 MAC = {"homeport_os_family": "Darwin", "homeport_apple_silicon": True}
 
 
-# homebrew: the settings (first rules task), then the user the lookup did not find (second rules task)
-def test_homebrew_refuses_a_debian_host(tmp_path):
-    code, text, passed = _validate(tmp_path, "homebrew", {"homeport_os_family": "Debian", "homeport_brew_prefix": ""})
+# homebrew: the settings (first rules task), then the user the lookup did not find (second rules task); colima: the
+# settings, the user, then the settings against this Mac (the sim's sysctl says 10 CPUs: the macOS-sim doubles)
+NO_USER_MSG = "the user " + NO_USER + " does not exist on localhost"
+MAC_ROWS = {
+    # id: (role, variables (the Mac's facts below them), the macOS-sim doubles first on PATH, the message)
+    "homebrew-on-debian": ("homebrew", {"homeport_os_family": "Debian"}, False,
+                           "homebrew: the role is for macOS; this host is Debian"),
+    "homebrew-unknown-user": ("homebrew", {"homebrew_user": NO_USER}, False, f"homebrew_user: {NO_USER_MSG}"),
+    "colima-small-disk": ("colima", {"colima_user": "nobody", "colima_disk": 5}, False,
+                          "colima_disk must be >= 10 GiB (got 5)"),
+    "colima-unknown-user": ("colima", {"colima_user": NO_USER}, False, f"colima_user: {NO_USER_MSG}"),
+    "colima-cpus": ("colima", {"colima_user": "nobody", "colima_cpu": 64}, True,
+                    "colima_cpu: 64 must not exceed the Mac's 10 CPUs"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("row", list(MAC_ROWS))
+def test_the_mac_roles_refuse(tmp_path, request, row):
+    role, variables, doubles, message = MAC_ROWS[row]
+    if doubles:
+        request.getfixturevalue("mac_doubles")
+    brew = "" if variables.get("homeport_os_family") == "Debian" else str(tmp_path / "brew")
+    code, text, passed = _validate(tmp_path, role, {**MAC, "homeport_brew_prefix": brew, **variables})
     assert code != 0 and not passed, text
-    assert "homebrew: the role is for macOS; this host is Debian" in text
-
-
-def test_homebrew_refuses_an_unknown_user(tmp_path):
-    variables = {**MAC, "homeport_brew_prefix": str(tmp_path / "brew"), "homebrew_user": NO_USER}
-    code, text, passed = _validate(tmp_path, "homebrew", variables)
-    assert code != 0 and not passed, text
-    assert f"homebrew_user: the user {NO_USER} does not exist on localhost" in text
-
-
-# colima: the settings, the user, then the settings against this Mac (the sim's sysctl says 10 CPUs)
-def test_colima_refuses_a_small_disk(tmp_path):
-    variables = {**MAC, "homeport_brew_prefix": str(tmp_path / "brew"), "colima_user": "nobody", "colima_disk": 5}
-    code, text, passed = _validate(tmp_path, "colima", variables)
-    assert code != 0 and not passed, text
-    assert "colima_disk must be >= 10 GiB (got 5)" in text
-
-
-def test_colima_refuses_an_unknown_user(tmp_path):
-    variables = {**MAC, "homeport_brew_prefix": str(tmp_path / "brew"), "colima_user": NO_USER}
-    code, text, passed = _validate(tmp_path, "colima", variables)
-    assert code != 0 and not passed, text
-    assert f"colima_user: the user {NO_USER} does not exist on localhost" in text
-
-
-def test_colima_refuses_more_cpus_than_the_mac_has(tmp_path, mac_doubles):
-    variables = {**MAC, "homeport_brew_prefix": str(tmp_path / "brew"), "colima_user": "nobody", "colima_cpu": 64}
-    code, text, passed = _validate(tmp_path, "colima", variables)
-    assert code != 0 and not passed, text
-    assert "colima_cpu: 64 must not exceed the Mac's 10 CPUs" in text
+    assert message in text
 
 
 # hardening: the settings (first rules task), then the admin user and the lockout guard after sshd -T and the key count
@@ -166,9 +157,12 @@ def test_preflight_passes_a_valid_configuration(tmp_path):
 
 
 def test_each_rules_task_is_one_task_per_group_of_checks():
-    """No assert or fail task is left in these validate.yml files: their checks are homeport.homeport.rules tasks."""
-    for role in ("hardening", "monitoring", "colima", "homebrew", "preflight"):
-        tasks = yaml.safe_load((ROOT / "roles" / role / "tasks" / "validate.yml").read_text(encoding="utf-8"))
+    """No assert or fail task is left in any role's validate*.yml: their checks are homeport.homeport.rules tasks."""
+    files = sorted((ROOT / "roles").glob("*/tasks/validate*.yml"))
+    assert len(files) >= 13
+    for path in files:
+        role = path.relative_to(ROOT).as_posix()
+        tasks = yaml.safe_load(path.read_text(encoding="utf-8"))
         actions = [next(k for k in t if "." in k) for t in tasks]
         assert not {"ansible.builtin.assert", "ansible.builtin.fail"} & set(actions), role
         assert "homeport.homeport.rules" in actions, role
