@@ -49,7 +49,8 @@ run_one() {
 }
 rm -f "$logdir"/*.result "$logdir"/*.steps "$logdir"/*.times
 # The slots: $jobs at a time; while the file MOLECULE_GATE names exists (make test: the unit tests still run beside
-# this stage, tests/stage-times.sh removes it when they end), MOLECULE_GATE_JOBS (default 1) at a time, so the heaviest
+# this stage, tests/stage-times.sh removes it when they end, pytest-xdist's controller when only one unit worker is
+# left: tests/unit/molecule_gate.py), MOLECULE_GATE_JOBS (default 1) at a time, so the heaviest
 # scenarios (first in molecule/ORDER) start at once instead of after the unit tests, and the rest fill the machine
 # once they are done (two at a time beside the unit tests loaded the machine so that a unit test's 5 s timeout on a
 # bcrypt check expired in the clean-clone run of ab8f5a6)

@@ -16,6 +16,7 @@ from typing import NoReturn
 import pytest
 import typer
 import yaml
+from molecule_gate import pytest_testnodedown, pytest_testnodeready  # noqa: F401 (hooks: the molecule gate)
 from rich.console import Console
 
 from homeport import cli
