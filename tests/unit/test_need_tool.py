@@ -45,6 +45,7 @@ def run(tmp_path: Path, ci: str | None) -> tuple[dict[str, str], str]:
     work = tmp_path / f"ci-{ci}"
     work.mkdir()
     shutil.copy(HERE / "conftest.py", work / "conftest.py")
+    shutil.copy(HERE / "molecule_gate.py", work / "molecule_gate.py")  # conftest.py imports its hooks
     (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     (work / "test_tiny.py").write_text(TESTS, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "CI"}
