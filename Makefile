@@ -85,7 +85,8 @@ molecule: setup images
 
 # `make test`: each stage as `make STAGE`, in this order, timed; at the end a table of the stage times (with the CPU
 # they used and left idle) and a WARNING for each stage past its share of the 30-minute budget (seconds; the shares
-# add up to the budget). A+B+C+D: they run side by side. The unit tests first (their end opens the gate), lint and
+# add up to the budget). A+B+C+D: they run side by side. The unit tests first (their end, or only one
+# of their workers left, opens the gate: tests/unit/molecule_gate.py), lint and
 # the oldest-versions lane (compat) beside them, and the molecule stage: one scenario at a time (the heaviest first,
 # molecule/ORDER) while the unit tests run, then MOLECULE_JOBS at a time (tests/run-molecule.sh, MOLECULE_GATE).
 # Until 2026-12-07 the molecule stage came after the unit tests: the clean-clone run of 99698b1 left 247 idle

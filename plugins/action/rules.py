@@ -39,6 +39,11 @@ def _as_list(value: t.Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _applies(templar: t.Any, rule: dict) -> bool:
+    """Whether every condition of the rule's ``when`` holds (no ``when``: it applies)."""
+    return all(templar.evaluate_conditional(w) for w in _as_list(rule.get("when", True)))
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -73,15 +78,13 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(f"rules: {name} has unknown key(s) {sorted(extra)}; known: {sorted(RULE_KEYS)}")
             own = dict(rule.get("vars") or {})
             if "loop" in rule:
+                outer = self._scoped(ChainMap(own, base))
                 try:
-                    items = self._scoped(ChainMap(own, base)).template(rule["loop"])
+                    items = outer.template(rule["loop"])
                 except AnsibleUndefinedVariable:
                     # as ansible-core's TaskExecutor does (_loop_eval_error): an undefined loop is an error only
                     # when the task's `when` (read without `item`) holds
-                    if not all(
-                        self._scoped(ChainMap(own, base)).evaluate_conditional(w)
-                        for w in _as_list(rule.get("when", True))
-                    ):
+                    if not _applies(outer, rule):
                         continue
                     raise
                 if not isinstance(items, list):
@@ -91,7 +94,7 @@ class ActionModule(ActionBase):
                 scopes = [ChainMap(own, base)]
             for scope in scopes:
                 templar = self._scoped(scope)
-                if not all(templar.evaluate_conditional(w) for w in _as_list(rule.get("when", True))):
+                if not _applies(templar, rule):
                     continue
                 checked += 1
                 for that in _as_list(rule["that"]):
