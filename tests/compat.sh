@@ -47,4 +47,5 @@ PATH="$PWD/$venv/bin:$PATH" "$venv/bin/pytest" -q -p no:cacheprovider \
   tests/unit/test_runner.py \
   tests/unit/test_runner_events.py \
   tests/unit/test_interrupt.py \
+  tests/unit/test_skip_in_main.py \
   "tests/unit/test_sandbox.py::test_sandbox_bootstrap_is_idempotent"

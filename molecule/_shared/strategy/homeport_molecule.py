@@ -18,6 +18,7 @@ import ansible_mitogen.loaders as _mitogen_loaders
 import ansible_mitogen.strategy as _mitogen_strategy
 from ansible_mitogen.plugins.strategy import mitogen_linear
 
+from homeport.ansible_skip import SkipInMainMixin
 from homeport.ansible_warm import WarmStrategyMixin
 
 _SHORT = {"community.docker.docker": "docker"}
@@ -40,6 +41,7 @@ def _wrap_connection_loader__get_with_context(name, *args, **kwargs):
 _mitogen_strategy.wrap_connection_loader__get_with_context = _wrap_connection_loader__get_with_context
 
 
-class StrategyModule(_mitogen_strategy.StrategyMixin, WarmStrategyMixin, mitogen_linear.Base):  # type: ignore[misc,name-defined]
+class StrategyModule(SkipInMainMixin, _mitogen_strategy.StrategyMixin, WarmStrategyMixin, mitogen_linear.Base):  # type: ignore[misc,name-defined]
     """mitogen_linear, reached for molecule's fully qualified docker connection too, with the main process's plugin
-    caches warmed before the workers fork (homeport.ansible_warm: the Jinja filter and test plugins, each action)."""
+    caches warmed before the workers fork (homeport.ansible_warm: the Jinja filter and test plugins, each action),
+    and a task whose conditional is false skipped without a worker (homeport.ansible_skip)."""

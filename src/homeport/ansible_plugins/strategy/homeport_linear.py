@@ -11,7 +11,8 @@ name: homeport_linear
 short_description: Mitogen's linear strategy with ahead-of-time module forwarding (homeport)
 description:
   - Ansible's linear strategy run through Mitogen (one persistent interpreter per host and become user), plus the
-    ansible.module_utils modules each task imports lazily forwarded before the call instead of fetched on demand.
+    ansible.module_utils modules each task imports lazily forwarded before the call instead of fetched on demand,
+    and a task whose conditional is false skipped by the main process without forking a worker.
 author: homeport
 """
 
@@ -20,6 +21,7 @@ import ansible_mitogen.strategy  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
 
 from homeport import mitogen_preload  # noqa: E402
+from homeport.ansible_skip import SkipInMainMixin  # noqa: E402
 from homeport.ansible_warm import WarmStrategyMixin  # noqa: E402
 
 if not mitogen_preload.install():
@@ -32,5 +34,6 @@ if not mitogen_preload.install():
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, WarmStrategyMixin, _Linear):  # type: ignore[valid-type,misc]  # run-time class
-    """mitogen_linear, with the main process's plugin caches warmed before the workers fork (homeport.ansible_warm)."""
+class StrategyModule(SkipInMainMixin, ansible_mitogen.strategy.StrategyMixin, WarmStrategyMixin, _Linear):  # type: ignore[valid-type,misc]  # run-time class
+    """mitogen_linear, with the main process's plugin caches warmed before the workers fork (homeport.ansible_warm),
+    and a task whose conditional is false skipped without a worker (homeport.ansible_skip)."""

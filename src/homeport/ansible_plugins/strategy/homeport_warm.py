@@ -10,14 +10,17 @@ short_description: ansible-core's linear strategy with warmed plugin caches (hom
 description:
   - The linear strategy; before a task's worker forks, the main process has loaded the ansible.builtin Jinja filter
     and test plugins and resolved the task's action, module and connection plugins, so the worker does not load
-    them again. What a task does is unchanged.
+    them again; a task whose conditional is false is skipped by the main process without forking a worker. What a
+    task does is unchanged.
 author: homeport
 """
 
 from ansible.plugins.strategy.linear import StrategyModule as _Linear  # noqa: E402
 
+from homeport.ansible_skip import SkipInMainMixin  # noqa: E402
 from homeport.ansible_warm import WarmStrategyMixin  # noqa: E402
 
 
-class StrategyModule(WarmStrategyMixin, _Linear):
-    """ansible.builtin.linear with warmed caches."""
+class StrategyModule(SkipInMainMixin, WarmStrategyMixin, _Linear):
+    """ansible.builtin.linear with warmed caches; a task whose conditional is false is skipped without a worker
+    (homeport.ansible_skip)."""
