@@ -138,9 +138,13 @@ def stack_vars(version: str) -> dict:
                 "ports": ["127.0.0.1:18080:8080"],
                 "healthcheck": {
                     "test": ["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"],
-                    "interval": "1s",
+                    # every second until healthy, then every 30 s (start_interval, Docker Engine 25+): the
+                    # release only waits for the first healthy answer; a probe is a docker exec (issue 34)
+                    "interval": "30s",
                     "timeout": "2s",
-                    "retries": 30,
+                    "retries": 3,
+                    "start_period": "60s",
+                    "start_interval": "1s",
                 },
             }
         },
