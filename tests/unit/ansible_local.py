@@ -21,13 +21,13 @@ WARM_STRATEGY = {
 
 
 def run_local_playbook(
-    workdir: Path, text: str, variables: dict, extra_args: tuple[str, ...] = ()
+    workdir: Path, text: str, variables: dict, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Write ``text`` as a playbook in ``workdir`` and run it with ``variables`` as extra vars (JSON) and
-    ``extra_args`` (e.g. ``--check``, ``-vvv``)."""
+    ``extra_args`` (e.g. ``--check``, ``-vvv``); ``env`` adds to or overrides its environment (e.g. a callback)."""
     pb = workdir / "local-playbook.yml"
     pb.write_text(text, encoding="utf-8")
-    env = {
+    run_env = {
         **os.environ,
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
@@ -36,12 +36,13 @@ def run_local_playbook(
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_FORCE_COLOR": "0",
         **WARM_STRATEGY,
+        **(env or {}),
     }
     return subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", "localhost,", str(pb), "-e", json.dumps(variables), *extra_args],
         capture_output=True,
         text=True,
-        env=env,
+        env=run_env,
         cwd=workdir,
         check=False,
     )

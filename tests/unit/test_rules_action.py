@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from ansible_local import run_local_playbook
 
@@ -43,6 +42,8 @@ RULES = [
     },
 ]
 
+# each run reports through the JSON callback: every task's result per host, read back below
+JSON = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
 GOOD = {
     "app_port": 8080,
     "app_repos": ["https://a", "/srv/b"],
@@ -95,7 +96,7 @@ def outcomes(tmp_path: Path, tasks: list[dict], cases: dict[str, dict]) -> dict[
     inventory = tmp_path / "cases.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}), encoding="utf-8")
     text = yaml.safe_dump([{"hosts": "all:!localhost", "gather_facts": False, "tasks": tasks}], sort_keys=False)
-    proc = run_local_playbook(tmp_path, text, {}, ("-i", str(inventory)))
+    proc = run_local_playbook(tmp_path, text, {}, ("-i", str(inventory)), env=JSON)
     report = json.loads(proc.stdout)
     found: dict[str, tuple[bool, str]] = {}
     for task in report["plays"][0]["tasks"]:
@@ -107,18 +108,7 @@ def outcomes(tmp_path: Path, tasks: list[dict], cases: dict[str, dict]) -> dict[
     return {case: found.get(f"case{i}", (False, "")) for i, case in enumerate(cases)}
 
 
-@pytest.fixture(scope="module")
-def json_env(monkeypatch_module):
-    monkeypatch_module.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-def test_rules_fail_and_pass_as_the_assert_tasks_do(tmp_path, json_env):
+def test_rules_fail_and_pass_as_the_assert_tasks_do(tmp_path):
     got = outcomes(tmp_path, rules_task(RULES), CASES)
     want = outcomes(tmp_path, as_asserts(RULES), CASES)
     assert got == want
@@ -127,7 +117,7 @@ def test_rules_fail_and_pass_as_the_assert_tasks_do(tmp_path, json_env):
     assert got["port and http"] == (True, "app_port: 70000 must be from 1 to 65535")
 
 
-def test_control_another_order_gives_another_first_message(tmp_path, json_env):
+def test_control_another_order_gives_another_first_message(tmp_path):
     cases = {"port and http": CASES["port and http"]}
     got = outcomes(tmp_path, rules_task([RULES[1], RULES[0], *RULES[2:]]), cases)
     want = outcomes(tmp_path, as_asserts(RULES), cases)
@@ -135,7 +125,7 @@ def test_control_another_order_gives_another_first_message(tmp_path, json_env):
     assert got != want
 
 
-def test_a_message_is_templated_only_when_its_rule_fails(tmp_path, json_env):
+def test_a_message_is_templated_only_when_its_rule_fails(tmp_path):
     """An assert task templates its fail_msg even when it passes (ansible-core 2.19 templates task arguments before
     the action runs): a message reading the first offending entry fails on good input. A rule's message does not."""
     rule = {
@@ -152,7 +142,7 @@ def test_a_message_is_templated_only_when_its_rule_fails(tmp_path, json_env):
     assert failed and "no element 0" in message
 
 
-def test_a_failure_names_the_rule_and_the_item_label_never_the_item(tmp_path, json_env):
+def test_a_failure_names_the_rule_and_the_item_label_never_the_item(tmp_path):
     rules = [
         {
             "name": "each token",
@@ -163,7 +153,7 @@ def test_a_failure_names_the_rule_and_the_item_label_never_the_item(tmp_path, js
         }
     ]
     tasks = [{"name": "Check the tokens", "homeport.homeport.rules": {"rules": rules}}]
-    proc = run_local_playbook(tmp_path, play(tasks), {"app_tokens": ["long-enough-token", "s3cr3t"]})
+    proc = run_local_playbook(tmp_path, play(tasks), {"app_tokens": ["long-enough-token", "s3cr3t"]}, env=JSON)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -172,8 +162,8 @@ def test_a_failure_names_the_rule_and_the_item_label_never_the_item(tmp_path, js
     assert "s3cr3t" not in out
 
 
-def test_one_task_for_all_the_rules_in_the_recap(tmp_path, json_env):
-    proc = run_local_playbook(tmp_path, play(rules_task(RULES)), GOOD, ("--check",))
+def test_one_task_for_all_the_rules_in_the_recap(tmp_path):
+    proc = run_local_playbook(tmp_path, play(rules_task(RULES)), GOOD, ("--check",), env=JSON)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["stats"]["localhost"]["ok"] == 1 and report["stats"]["localhost"]["changed"] == 0
@@ -190,19 +180,19 @@ MALFORMED = [
 ]
 
 
-def test_a_malformed_rules_task_fails_with_what_is_wrong(tmp_path, json_env):
+def test_a_malformed_rules_task_fails_with_what_is_wrong(tmp_path):
     tasks = [
         {"name": f"Check {i}", "homeport.homeport.rules": args, "ignore_errors": True}
         for i, (args, _) in enumerate(MALFORMED)
     ]
-    proc = run_local_playbook(tmp_path, play(tasks), {})
+    proc = run_local_playbook(tmp_path, play(tasks), {}, env=JSON)
     results = [task["hosts"]["localhost"] for task in json.loads(proc.stdout)["plays"][0]["tasks"]]
     assert len(results) == len(MALFORMED)
     for result, (_, message) in zip(results, MALFORMED, strict=True):
         assert result.get("failed") and message in result["msg"], result
 
 
-def test_an_undefined_loop_fails_only_when_the_rule_applies(tmp_path, json_env):
+def test_an_undefined_loop_fails_only_when_the_rule_applies(tmp_path):
     """ansible-core's TaskExecutor skips a task whose loop is undefined when its `when` is false, and fails it
     otherwise; so does a rule."""
     rule = {
