@@ -12,19 +12,16 @@ one worker fewer per qualifying skip: a callback plugin counts the forks with ``
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ansible_local import ANSIBLE_PLAYBOOK, ROOT
+from ansible_local import WARM_STRATEGY, run_local_playbook
 
 from homeport import runner
 
 PLAYBOOK = """
 - name: Skips of every kind
-  hosts: all
+  hosts: all:!localhost
   connection: local
   gather_facts: false
   vars:
@@ -128,37 +125,23 @@ class CallbackModule(CallbackBase):
 def _strategies() -> dict[str, dict[str, str]]:
     mitogen = runner.mitogen_env()
     assert mitogen.get("ANSIBLE_STRATEGY") == "homeport_linear", mitogen
-    return {
-        "homeport_linear": mitogen,
-        "homeport_warm": {
-            "ANSIBLE_STRATEGY_PLUGINS": str(ROOT / "src" / "homeport" / "ansible_plugins" / "strategy"),
-            "ANSIBLE_STRATEGY": "homeport_warm",
-        },
-    }
+    return {"homeport_linear": mitogen, "homeport_warm": WARM_STRATEGY}
 
 
 def _run(tmp: Path, strategy: dict[str, str], skip_in_main: bool) -> tuple[dict, int, str]:
     (tmp / "callbacks").mkdir(exist_ok=True)
     (tmp / "callbacks" / "fork_counter.py").write_text(FORK_COUNTER, encoding="utf-8")
-    (tmp / "play.yml").write_text(PLAYBOOK, encoding="utf-8")
-    (tmp / "hosts.ini").write_text("\n".join(f"{h} ansible_python_interpreter={sys.executable}" for h in HOSTS))
+    (tmp / "hosts.ini").write_text("\n".join(HOSTS), encoding="utf-8")
     count = tmp / f"forks-{skip_in_main}"
     env = {
-        **os.environ,
         **strategy,
-        "ANSIBLE_CONFIG": str(tmp / "none.cfg"),
         "ANSIBLE_CALLBACK_PLUGINS": str(tmp / "callbacks"),
         "ANSIBLE_CALLBACKS_ENABLED": "fork_counter",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
-        "ANSIBLE_FORKS": "1",
         "FORK_COUNT_FILE": str(count),
         "HOMEPORT_SKIP_IN_MAIN": "1" if skip_in_main else "0",
     }
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "hosts.ini"), str(tmp / "play.yml")],
-        capture_output=True, text=True, env=env, cwd=tmp, timeout=300, check=False,
-    )  # fmt: skip
+    proc = run_local_playbook(tmp, PLAYBOOK, {}, ("-i", str(tmp / "hosts.ini")), env=env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return json.loads(proc.stdout), int(count.read_text()), proc.stdout
 
