@@ -339,6 +339,14 @@ def swarm_stack_errors(services, opts):
                     f"{where}.ports: {entry!r} binds to {port['host_ip']}; Swarm publishes a port on every address of "
                     "the node (guard it with the firewall), so a per-port address cannot be kept"
                 )
+        health = spec.get("healthcheck") or {}
+        if isinstance(health, dict) and "start_interval" in health:
+            # the stack file is compose 3.9: the docker CLI's schema for it (cli/compose/schema/data/config_schema_v3.9
+            # .json) has no start_interval, so `docker stack deploy` would refuse it after the secrets were created
+            errors.append(
+                f"{where}.healthcheck.start_interval: the swarm path writes a compose 3.9 stack file, whose schema has "
+                "no start_interval (docker stack deploy refuses it); remove it or set a shorter interval"
+            )
         if spec.get("ports") and not opts.get("publish_ports", False):
             errors.append(
                 f"{where}.ports: Swarm publishes ports on every interface of the node; set swarm_publish_ports: true "

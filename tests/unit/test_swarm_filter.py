@@ -22,10 +22,10 @@ from ansible.errors import AnsibleFilterError  # noqa: E402
 
 MiB = 1024**2
 STACK_VARS = yaml.safe_load((ROOT / "tests" / "stack" / "vars.yml").read_text())
-SERVICES = {
-    "db": STACK_VARS["stack_services"]["db"],
-    "api": {**STACK_VARS["stack_services"]["api"], "source": "", "image": "homeport/testapi:1"},
-}
+# the swarm scenario's services: tests/stack/vars.yml with molecule/swarm/vars/swarm.yml's stack_services_extra over
+# it, key by key per service as stack_merge_services does (the image instead of a build, healthchecks for compose 3.9)
+SWARM_EXTRA = yaml.safe_load((ROOT / "molecule" / "swarm" / "vars" / "swarm.yml").read_text())["stack_services_extra"]
+SERVICES = {name: {**spec, **SWARM_EXTRA.get(name, {})} for name, spec in STACK_VARS["stack_services"].items()}
 OPTS = {
     "endpoint_mode": "dnsrr",
     "publish_mode": "host",
@@ -197,6 +197,18 @@ def test_stack_file_is_yaml_docker_accepts_shape():
 # --- stack errors -------------------------------------------------------------------------------------------------
 def test_stack_errors_fine_for_the_test_stack():
     assert sw.swarm_stack_errors(SERVICES, OPTS) == []
+
+
+def test_stack_errors_start_interval_refused_naming_the_service():
+    # the compose path's healthchecks (tests/stack/vars.yml) use start_interval; the stack file of the swarm path is
+    # compose 3.9, whose schema in the docker CLI has no such key, so docker stack deploy would refuse it mid-deploy
+    services = {**SERVICES, "db": STACK_VARS["stack_services"]["db"]}
+    assert "start_interval" in services["db"]["healthcheck"]
+    errors = sw.swarm_stack_errors(services, OPTS)
+    assert errors == [
+        "stack_services.db.healthcheck.start_interval: the swarm path writes a compose 3.9 stack file, whose schema "
+        "has no start_interval (docker stack deploy refuses it); remove it or set a shorter interval"
+    ]
 
 
 def test_stack_errors_build_without_image():
