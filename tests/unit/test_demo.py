@@ -191,9 +191,11 @@ def test_the_sandbox_keeps_ssh_strict_and_reruns_ask_systemd_once(demo):
     sandbox_checks.assert_systemd_asked_once(demo["home"] / ".homeport" / "artifacts")
 
 
-def _deploy_with_compose_file(demo, tmp_path: Path, compose: str, **stack_vars) -> subprocess.CompletedProcess:
+def _deploy_with_compose_file(
+    demo, tmp_path: Path, compose: str, cli_args: tuple[str, ...] = (), **stack_vars
+) -> subprocess.CompletedProcess:
     """`homeport deploy` of the demo stack plus one compose file (issue 31), through an inventory of its own: the
-    sandbox's, with stack_compose_files and the given variables."""
+    sandbox's, with stack_compose_files and the given variables; ``cli_args`` are more options of the command."""
     import yaml
 
     inventory = yaml.safe_load((demo["home"] / ".homeport" / "sandbox" / "inventory.yml").read_text())
@@ -204,11 +206,12 @@ def _deploy_with_compose_file(demo, tmp_path: Path, compose: str, **stack_vars) 
     hosts.chmod(0o600)
     t0 = time.monotonic()
     r = subprocess.run(
-        [HOMEPORT, "deploy", "--inventory", str(hosts)],
+        [HOMEPORT, "deploy", "--inventory", str(hosts), *cli_args],
         capture_output=True, text=True, env=demo["env"], cwd=demo["home"], timeout=600,
     )  # fmt: skip
     print(
-        f"deploy with {sorted(yaml.safe_load(compose)['services'])}: {time.monotonic() - t0:.1f} s, rc {r.returncode}"
+        f"deploy {' '.join(cli_args)} with {sorted(yaml.safe_load(compose)['services'])}: "
+        f"{time.monotonic() - t0:.1f} s, rc {r.returncode}"
     )
     return r
 
@@ -271,6 +274,84 @@ def test_stack_wait_timeout_bounds_the_whole_wait_then_rolls_back(demo, tmp_path
     leftover = subprocess.run(["docker", "exec", NAME, "pgrep", "-f", "compose.*up"], capture_output=True)
     assert leftover.returncode != 0, "docker compose up still runs on the host"
     assert not {"migrate", "web"} & set(_demo_containers(demo))
+
+
+# issue 31, defects 4 and 5: a compose service built on the host from a context of stack_source_dirs (synced to
+# <project>/src/app), FROM an image the demo shipped (the sandbox reaches no registry)
+BUILT = (
+    "services:\n  built:\n    build: ./src/app\n    mem_limit: 32m\n    stop_grace_period: 1s\n"
+    "    entrypoint: [sh, -c, 'exec sleep 3600']\n    restart: unless-stopped\n"
+)
+
+
+def _build_context(tmp_path: Path, marker: str) -> dict:
+    """The build context `app` (its marker file says which source it was built from) as stack variables."""
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    (app / "Dockerfile").write_text("FROM homeport/pgvector:17\nCOPY marker /marker\n")
+    (app / "marker").write_text(marker + "\n")
+    return {"stack_source_dirs": [{"name": "app", "src": str(app)}], "stack_source_sync": "copy"}
+
+
+def _host_state(project_dir: str) -> str:
+    """What a check run must leave as it is: the project directory's files (path, type, mode, size, content hash),
+    the engine's containers (ID, name, state, start time, image) and images, the staging directories in /tmp."""
+    script = (
+        f"cd {project_dir} 2>/dev/null && find . -printf '%p %y %m %s\\n' | sort"
+        f" && find . -type f -exec sha256sum {{}} + | sort; echo ---;"
+        " docker ps -aq | xargs -r docker inspect -f"
+        " '{{.Id}} {{.Name}} {{.State.Status}} {{.State.StartedAt}} {{.Image}}' | sort;"
+        " docker images -q --no-trunc | sort; ls -a /tmp | grep staging || true"
+    )
+    r = subprocess.run(["docker", "exec", NAME, "sh", "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_check_judges_the_staged_release_on_a_first_deploy_and_with_an_added_compose_file(demo, tmp_path):
+    """Issue 31, defect 4: `homeport deploy --check` ran compose's dry run in the live project directory - "is not a
+    directory" before the first deploy, "Cannot find Compose file overrides/..." when the deploy adds one - then said
+    the previous release "was restored". It judges the staged release and changes nothing on the host."""
+    stack = _build_context(tmp_path, "one")
+    first_dir = "/var/lib/homeport/i31-first"  # a project this host never had: a first deploy
+    before = {d: _host_state(d) for d in ("/var/lib/homeport/stack", first_dir)}
+    cases = {
+        "first deploy": {"stack_project_dir": first_dir, "stack_project_name": "i31first"},
+        "an added compose file": {},
+    }
+    runs = {
+        case: _deploy_with_compose_file(
+            demo, tmp_path, BUILT, ("--check", "--json"), stack_liveness_seconds=3, **stack, **extra
+        )
+        for case, extra in cases.items()
+    }  # fmt: skip
+
+    def said(r: subprocess.CompletedProcess) -> str:
+        try:
+            return "\n".join(f"{f['task']}: {f['message']}" for f in json.loads(r.stdout)["failures"])
+        except (ValueError, KeyError):
+            return (r.stdout + r.stderr)[-2500:]
+
+    problems = [
+        f"{case}: exit {r.returncode}: {said(r)}"
+        for case, r in runs.items()
+        if r.returncode != 0 or "restored" in r.stdout + r.stderr
+    ]
+    assert not problems, "\n".join(problems)
+    for case, r in runs.items():
+        record = json.loads(r.stdout)
+        assert record["check_mode"] and not record["failures"], (case, record["failures"])
+        tasks = {c["task"] for c in record["changes"]}
+        # the dry run of the staged release would create the new service (and build its image)
+        assert "Build, start and wait for healthy services (check mode)" in tasks, (case, sorted(tasks))
+    # the demo stack as deployed: the dry run of its staged release (other paths, same files) would change nothing
+    same = _homeport(demo, "deploy", "--sandbox", "--check", "--json")
+    assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-2000:]
+    unchanged = {c["task"] for c in json.loads(same.stdout)["changes"]}
+    assert "Build, start and wait for healthy services (check mode)" not in unchanged, unchanged
+    after = {d: _host_state(d) for d in before}
+    assert after == before
+    assert "No such file" not in after[first_dir] and after[first_dir].startswith("---"), after[first_dir]
 
 
 def test_a_one_shot_migration_runs_once_and_the_deploy_succeeds(demo, tmp_path):
