@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import ipaddress
 import os
 import re
@@ -28,6 +27,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homeport.homeport.plugins.filter.sizes import to_bytes as _size
 from ansible_collections.homeport.homeport.plugins.module_utils.image_ref import image_reference_problem
+from ansible_collections.homeport.homeport.plugins.module_utils.stack_build import tree_hash
 from ansible_collections.homeport.homeport.plugins.module_utils.stack_health import one_shot_services
 from ansible_collections.homeport.homeport.plugins.module_utils.stack_lock import stack_lock_state
 
@@ -788,24 +788,12 @@ def stack_release_plan(releases, current=None, keep=5, parent=None):
 
 def stack_tree_hash(path, exclude=None):
     """SHA-256 over the relative paths, modes and contents of the files under ``path`` (on the controller): the
-    tag of the image built from it. 12 hex digits."""
+    tag of the image built from it. 12 hex digits. The files are those the source sync ships
+    (plugins/module_utils/stack_build.py, which the release transaction on the host hashes with too)."""
     path = os.path.expanduser(str(path))
     if not os.path.isdir(path):
         raise AnsibleFilterError(f"stack_source_dirs: {path} is not a directory on the controller")
-    skip = {".git", "__pycache__", ".venv", "node_modules", *list(exclude or [])}
-    h = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d not in skip)
-        for f in sorted(files):
-            if f in skip:
-                continue
-            full = os.path.join(root, f)
-            rel = os.path.relpath(full, path)
-            h.update(rel.encode() + b"\0")
-            h.update(str(os.stat(full).st_mode & 0o111).encode() + b"\0")
-            with open(full, "rb") as fh:
-                h.update(hashlib.sha256(fh.read()).digest())
-    return h.hexdigest()[:12]
+    return tree_hash(path, exclude or ())[:12]
 
 
 class FilterModule:

@@ -17,7 +17,8 @@ journal (``resume``): ``up`` of the promoted release under the health gate, whic
 last good release. At boot ``recover`` does the same (a systemd unit of the stack role).
 
 Stdlib only and Python 3.9 compatible: the host program ``homeport-stack-txn`` imports this file beside
-stack_health.py and stack_lock.py (roles/stack/files); the ``stack_txn`` module imports it through Ansible.
+stack_health.py, stack_lock.py and stack_build.py (roles/stack/files); the ``stack_txn`` module imports it through
+Ansible.
 """
 
 from __future__ import annotations
@@ -35,14 +36,20 @@ import tempfile
 import time
 
 try:
-    from ansible_collections.homeport.homeport.plugins.module_utils import stack_health, stack_lock
+    from ansible_collections.homeport.homeport.plugins.module_utils import stack_build, stack_health, stack_lock
 except ImportError:  # the host program: the files lie beside this one
+    import stack_build  # type: ignore[import-not-found]
     import stack_health  # type: ignore[import-not-found]
     import stack_lock  # type: ignore[import-not-found]
 
 __all__ = ["JOURNAL", "follow", "is_alive", "launch", "main", "read_state", "recover", "run", "start"]
 
 JOURNAL = ".transaction.json"
+# issue 31, defect 5: per build service, the hash of its build (stack_build.service_build_hash) and the image ID built
+# from it; a build whose hash or image differs from its record is built again before `up`
+BUILDS = ".builds.json"
+# the bound of `docker compose build` (a build is not part of stack_wait_timeout, the bound of the wait)
+BUILD_TIMEOUT = 3600
 PROGRAM = "homeport-stack-txn"
 UNIT_PREFIX = "homeport-stack-txn"
 
@@ -192,6 +199,85 @@ class Txn:
             found = None
         return found if found is not None or strict else []
 
+    def image_id(self, ref):
+        rc, out, _err = self.run(["image", "inspect", "--format", "{{.Id}}", ref], 60)
+        return out.decode().strip() if rc == 0 else ""
+
+    def builds_doc(self):
+        """``.builds.json``: {"builds": {service: {"hash", "image"}}, "superseded": [image IDs built here before]}."""
+        try:
+            doc = json.loads(_read(os.path.join(self.dir, BUILDS)) or "{}")
+        except ValueError:
+            doc = {}
+        builds = doc.get("builds") if isinstance(doc, dict) and isinstance(doc.get("builds"), dict) else {}
+        superseded = doc.get("superseded") if isinstance(doc, dict) and isinstance(doc.get("superseded"), list) else []
+        return {"builds": builds, "superseded": superseded}
+
+    def build_changed(self, files, services):
+        """Build again the images of the build services whose build changed (issue 31, defect 5): ``up`` builds an
+        image only when it is missing (compose's build policy), so an existing image kept serving after its context
+        changed. The hash of each build (its settings and the files of its context as they lie on the host, without
+        what the source sync leaves out) is recorded with the image ID built from it (``.builds.json``); a service
+        whose hash or image (a rollback put an older one back, someone removed it) differs from the record is built
+        with ``docker compose build`` here, and ``up`` then recreates its container, the image being another one.
+        An unchanged build is not built and nothing is recreated. Returns (ok, message, failed services, whether an
+        image changed: then the release is recorded, so that ``current`` names the images that serve)."""
+        rc, out, err = self.run([*self.compose(files), "config", "--format", "json"], 120)
+        if rc != 0:
+            return False, f"docker compose config failed: {err.decode(errors='replace').strip()}", [], False
+        try:
+            targets = stack_build.build_targets(json.loads(out.decode()), self.p["project_name"], services, self.dir)
+        except (OSError, ValueError) as exc:
+            return False, f"the build contexts could not be read: {exc}", [], False
+        doc = self.builds_doc()
+        before = {name: self.image_id(t["image"]) for name, t in targets.items()}
+        stale = [n for n, t in targets.items() if doc["builds"].get(n) != {"hash": t["hash"], "image": before[n]}]
+        if not stale:
+            return True, "", [], False
+        self.note(f"building {', '.join(stale)}: its build context or settings changed, or its image is another one")
+        rc, out, err = self.run([*self.compose(files), "build", "--", *stale], BUILD_TIMEOUT)
+        if rc != 0:
+            text = [line for line in (out + err).decode(errors="replace").strip().splitlines() if line.strip()]
+            why = f"did not end within {BUILD_TIMEOUT} s" if rc is None else "failed: " + " / ".join(text[-5:])
+            return False, f"docker compose build of {', '.join(stale)} {why}", stale, False
+        rebuilt = False
+        for name in stale:
+            now = self.image_id(targets[name]["image"])
+            recorded = (doc["builds"].get(name) or {}).get("image")
+            doc["builds"][name] = {"hash": targets[name]["hash"], "image": now}
+            rebuilt = rebuilt or before[name] != now
+            for old in (before[name], recorded):  # removed with the last release that names them (prune_images)
+                if old and old != now and old not in doc["superseded"]:
+                    doc["superseded"].append(old)
+        with contextlib.suppress(OSError):  # no record (a full disk): the next deploy builds again, from its cache
+            _write_json(os.path.join(self.dir, BUILDS), doc)
+        return True, "", [], rebuilt
+
+    def prune_images(self):
+        """Remove the images built here that a later build replaced, once no kept release names them (their
+        images.json) and no build record does; an image a container still uses stays (docker refuses) for later."""
+        doc = self.builds_doc()
+        if not doc["superseded"]:
+            return
+        used = {b.get("image") for b in doc["builds"].values() if isinstance(b, dict)}
+        releases = os.path.join(self.dir, "releases")
+        for name in os.listdir(releases) if os.path.isdir(releases) else []:
+            try:
+                used |= set(json.loads(_read(os.path.join(releases, name, "images.json")) or "{}").values())
+            except (ValueError, AttributeError):
+                return  # a release whose images are unknown: remove nothing
+        keep = []
+        for iid in doc["superseded"]:
+            if iid in used:
+                keep.append(iid)
+                continue
+            rc, _out, err = self.run(["image", "rm", iid], 60)
+            if rc != 0 and b"No such image" not in err:
+                keep.append(iid)
+        doc["superseded"] = keep
+        with contextlib.suppress(OSError):
+            _write_json(os.path.join(self.dir, BUILDS), doc)
+
     def up(self, files, services, *, build, liveness, remove_orphans):
         """`up --wait` under the bound wait_timeout and the health gate: (ok, changed, message, failed services).
 
@@ -338,6 +424,7 @@ class Txn:
         os.symlink(os.path.join("releases", rel), link)
         os.rename(link, os.path.join(self.dir, "current"))
         self.prune(rel)
+        self.prune_images()
         return rel
 
     def prune(self, current):
@@ -509,13 +596,21 @@ def run(project_dir):
         + f"starting the release (up under stack_wait_timeout {p['wait_timeout']} s, then the health gate)",
         phase="up",
     )
-    ok, changed, error, failed = txn.up(
-        p["files"], p.get("services") or [], build=p.get("build", "policy") != "never",
-        liveness=int(p.get("liveness_seconds", 10)), remove_orphans=bool(p.get("remove_orphans")),
-    )  # fmt: skip
+    build = p.get("build", "policy") != "never"
+    ok, error, failed, rebuilt = (
+        txn.build_changed(p["files"], p.get("services") or []) if build else (True, "", [], False)
+    )
+    state["rebuilt"] = rebuilt = rebuilt or bool(state.get("rebuilt"))  # a resumed run built nothing new itself
+    changed = False
+    if ok:
+        ok, changed, error, failed = txn.up(
+            p["files"], p.get("services") or [], build=build,
+            liveness=int(p.get("liveness_seconds", 10)), remove_orphans=bool(p.get("remove_orphans")),
+        )  # fmt: skip
     state["changed"] = bool(state.get("changed")) or changed
     with_services = True
-    if ok and (p.get("record_release") or txn.live_differs_from_current()):
+    # a rebuilt image is a new release even with the same files: `current` must name the images that serve
+    if ok and (p.get("record_release") or rebuilt or txn.live_differs_from_current()):
         txn.note("the release is healthy; recording it", phase="record")
         try:
             rel = txn.record_release()

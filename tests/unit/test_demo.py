@@ -354,6 +354,48 @@ def test_check_judges_the_staged_release_on_a_first_deploy_and_with_an_added_com
     assert "No such file" not in after[first_dir] and after[first_dir].startswith("---"), after[first_dir]
 
 
+def test_a_changed_build_context_rebuilds_the_image_and_an_unchanged_one_does_not(demo, tmp_path):
+    """Issue 31, defect 5: `up` builds an image only when it is missing, so a build service whose source changed kept
+    its old image. A changed context is built again and the container recreated; an unchanged one is left alone."""
+
+    def built() -> tuple[str, str, str]:
+        """(image ID, container ID, the marker in the running container) of the service `built`."""
+        cid = subprocess.run(
+            ["docker", "exec", NAME, "docker", "ps", "-q", "--no-trunc", "--filter",
+             "label=com.docker.compose.service=built"], capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        image = subprocess.run(
+            ["docker", "exec", NAME, "docker", "inspect", "-f", "{{.Image}}", cid], capture_output=True, text=True
+        ).stdout.strip()
+        marker = subprocess.run(
+            ["docker", "exec", NAME, "docker", "exec", cid, "cat", "/marker"], capture_output=True, text=True
+        ).stdout.strip()
+        return image, cid, marker
+
+    def deploy(marker: str, *cli_args: str) -> subprocess.CompletedProcess:
+        r = _deploy_with_compose_file(
+            demo, tmp_path, BUILT, cli_args, stack_liveness_seconds=3, **_build_context(tmp_path, marker)
+        )  # fmt: skip
+        assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+        return r
+
+    deploy("one")
+    image1, container1, marker1 = built()
+    assert marker1 == "one" and image1.startswith("sha256:"), (image1, container1, marker1)
+    others = {s: c["started_at"] for s, c in _demo_containers(demo).items() if s in ("api", "db")}
+
+    deploy("two")  # the source changed: a new image, a new container
+    image2, container2, marker2 = built()
+    assert marker2 == "two", "the old image kept serving after its build context changed"
+    assert image2 != image1 and container2 != container1
+
+    again = json.loads(deploy("two", "--json").stdout)  # nothing changed: nothing built, nothing restarted
+    assert again["recap"]["sandbox"]["changed"] == 0, again["changes"]
+    assert built() == (image2, container2, "two")
+    rows = _demo_containers(demo)
+    assert {s: rows[s]["started_at"] for s in others} == others
+
+
 def test_a_one_shot_migration_runs_once_and_the_deploy_succeeds(demo, tmp_path):
     """Issue 31, defect 2: restart "no" was refused after staging, even for a one-shot another service waits for.
     Then a plain deploy brings the demo stack back (the later tests expect it)."""
