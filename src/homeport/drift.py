@@ -327,7 +327,7 @@ def check_host(host: Any) -> dict[str, Any]:
     from homeport import quick  # noqa: PLC0415 - the quick verbs' SSH settings, loaded only by the summary
 
     quick.control_path_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    argv = quick.ssh_argv(host, state_script(host.state_dir))
+    argv = quick.ssh_argv(host, state_script(host.state_dir or quick.default_state_dir(host.os_family)))
     r = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
     return parse_state(host.name, r.returncode, r.stdout, r.stderr)
 

@@ -51,8 +51,8 @@ def who() -> str:
 def remote_script(entry: dict[str, Any], state_dir: str | None = None) -> str:
     """The sh script one host runs, its python3 reading status_report.py on stdin: as root directly, else through
     ``sudo -n``, else as the login user. ``state_dir``: homeport_state_dir when the inventory sets it, else the
-    roles' default for the inventory's homeport_os_family (:func:`default_state_dir`); None: the default for the
-    host's OS, decided on the host (as `homeport drift` does)."""
+    roles' default for the inventory's homeport_os_family (:func:`homeport.quick.default_state_dir`); None: the
+    default for the host's OS, decided on the host (as `homeport drift` does when neither is set)."""
     default = 'if [ "$(uname -s)" = Darwin ]; then D=/usr/local/var/homeport; else D=/var/lib/homeport; fi'
     run = f'"$PY" - record-intervention "$D" {shlex.quote(json.dumps(entry, sort_keys=True))}'
     lines = [
@@ -104,20 +104,9 @@ def _targets(inventory: Path) -> dict[str, tuple[Any, str, str | None]]:
                 return None
 
         host = quick.Host(target.name, target.address, target.user, target.port, target.key, target.common_args)
-        state_dir = get("homeport_state_dir") or default_state_dir(get("homeport_os_family"))
+        state_dir = get("homeport_state_dir") or quick.default_state_dir(get("homeport_os_family"))
         out[target.name] = (host, str(get("ansible_connection") or "ssh"), str(state_dir) if state_dir else None)
     return out
-
-
-def default_state_dir(os_family: Any) -> str | None:
-    """The roles' homeport_state_dir for the inventory's homeport_os_family (roles/homeport/defaults/main.yml: the
-    roles follow that variable, not the host's uname), or None when the inventory does not set it (then the host
-    decides by its uname, as the roles' facts would). Without this, a host whose homeport_os_family is Darwin but
-    whose uname is not (the macOS simulation of molecule/mac_journey) got its record where the roles and the status
-    page never read it."""
-    if os_family in (None, ""):
-        return None
-    return "/usr/local/var/homeport" if str(os_family) == "Darwin" else "/var/lib/homeport"
 
 
 def record_run(

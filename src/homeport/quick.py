@@ -77,6 +77,17 @@ class Host:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def default_state_dir(os_family: Any) -> str | None:
+    """The roles' homeport_state_dir for the inventory's homeport_os_family (roles/homeport/defaults/main.yml: the
+    roles follow that variable, not the host's uname), or None when the inventory does not set it (then the host
+    decides by its uname, as the roles' facts would). The intervention record and `homeport drift` use it: without
+    it, a host whose homeport_os_family is Darwin but whose uname is not (the macOS simulation of
+    molecule/mac_journey) was read and written where the roles never put their state."""
+    if os_family in (None, ""):
+        return None
+    return "/usr/local/var/homeport" if str(os_family) == "Darwin" else "/var/lib/homeport"
+
+
 # ---- the engine --------------------------------------------------------------------------------------------
 
 

@@ -83,3 +83,29 @@ def test_the_record_goes_to_the_state_dir_the_roles_read_for_the_inventorys_os_f
     mac = interventions.remote_script(entry, dirs["mac"])
     assert "D=/usr/local/var/homeport\n" in mac and "uname" not in mac  # not the host's uname (a sim says Linux)
     assert 'uname -s)" = Darwin' in interventions.remote_script(entry, dirs["any"])  # unknown: the host decides
+
+
+def test_drift_reads_the_state_dir_the_roles_write_for_the_inventorys_os_family(monkeypatch):
+    """`homeport drift` (summary) decided by the host's uname too: the macOS simulation's check ran against
+    /var/lib/homeport/state, where its roles never recorded anything."""
+    from homeport import drift, quick
+
+    sent = {}
+
+    def run(argv, **_kw):
+        sent[argv[-1]] = True
+        return subprocess.CompletedProcess(argv, 0, '{"status": "clean", "drift": []}', "")
+
+    monkeypatch.setattr(drift.subprocess, "run", run)
+    monkeypatch.setattr(quick, "control_path_dir", lambda: Path("/tmp/homeport-test-cp"))
+    for os_family, state_dir, expected in (
+        ("Darwin", None, "D=/usr/local/var/homeport/state\n"),
+        ("Debian", None, "D=/var/lib/homeport/state\n"),
+        ("Darwin", "/srv/hp", "D=/srv/hp/state\n"),
+        (None, None, 'uname -s)" = Darwin'),
+    ):
+        sent.clear()
+        drift.check_host(quick.Host("mini", "192.0.2.10", os_family=os_family, state_dir=state_dir))
+        (script,) = sent
+        assert expected in script, (os_family, state_dir, script)
+        assert ("uname" in script) == (os_family is None)
