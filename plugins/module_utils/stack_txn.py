@@ -213,7 +213,17 @@ class Txn:
         superseded = doc.get("superseded") if isinstance(doc, dict) and isinstance(doc.get("superseded"), list) else []
         return {"builds": builds, "superseded": superseded}
 
-    def build_changed(self, files, services):
+    def compose_model(self, files, timeout):
+        """The release's compose model (``docker compose config --format json``): (model, None) or (None, error)."""
+        rc, out, err = self.run([*self.compose(files), "config", "--format", "json"], timeout)
+        if rc != 0:
+            return None, f"docker compose config failed: {err.decode(errors='replace').strip()}"
+        try:
+            return json.loads(out.decode()), None
+        except ValueError as exc:
+            return None, f"docker compose config gave no JSON model: {exc}"
+
+    def build_changed(self, files, services, model):
         """Build again the images of the build services whose build changed (issue 31, defect 5): ``up`` builds an
         image only when it is missing (compose's build policy), so an existing image kept serving after its context
         changed. The hash of each build (its settings and the files of its context as they lie on the host, without
@@ -222,11 +232,8 @@ class Txn:
         with ``docker compose build`` here, and ``up`` then recreates its container, the image being another one.
         An unchanged build is not built and nothing is recreated. Returns (ok, message, failed services, whether an
         image changed: then the release is recorded, so that ``current`` names the images that serve)."""
-        rc, out, err = self.run([*self.compose(files), "config", "--format", "json"], 120)
-        if rc != 0:
-            return False, f"docker compose config failed: {err.decode(errors='replace').strip()}", [], False
         try:
-            targets = stack_build.build_targets(json.loads(out.decode()), self.p["project_name"], services, self.dir)
+            targets = stack_build.build_targets(model, self.p["project_name"], services, self.dir)
         except (OSError, ValueError) as exc:
             return False, f"the build contexts could not be read: {exc}", [], False
         doc = self.builds_doc()
@@ -278,18 +285,20 @@ class Txn:
         with contextlib.suppress(OSError):
             _write_json(os.path.join(self.dir, BUILDS), doc)
 
-    def up(self, files, services, *, build, liveness, remove_orphans):
+    def up(self, files, services, *, build, liveness, remove_orphans, model=None):
         """`up --wait` under the bound wait_timeout and the health gate: (ok, changed, message, failed services).
 
         The bound is the whole wait (issue 31): compose's dependency waits, which its own ``--wait-timeout`` does not
         cover, and every docker call of the gate; past it compose's process group is stopped. Then, when `up` changed
         something, the containers are watched for ``liveness`` seconds (stack_health.judge: a crash loop, an exit but
-        a one-shot's exit 0, an unhealthy service fail the release)."""
+        a one-shot's exit 0, an unhealthy service fail the release). ``model``: these files' compose model when the
+        caller has read it already (the build step), else it is read here, within the bound."""
         deadline = self.clock() + int(self.p["wait_timeout"])
-        rc, out, err = self.run([*self.compose(files), "config", "--format", "json"], self.bound(deadline))
-        if rc != 0:
-            return False, False, f"docker compose config failed: {err.decode(errors='replace').strip()}", []
-        rules = stack_health.health_rules(json.loads(out.decode()))
+        if model is None:
+            model, error = self.compose_model(files, self.bound(deadline))
+            if model is None:
+                return False, False, error, []
+        rules = stack_health.health_rules(model)
         before = {c["Id"]: c for c in self.containers(files, deadline)}
         baseline = {cid: int(c.get("RestartCount") or 0) for cid, c in before.items()}
         args = [*self.compose(files), "up", "--detach", "--no-color", "--quiet-pull", "--wait"]
@@ -299,7 +308,7 @@ class Txn:
         if not build:
             args.append("--no-build")
         args += ["--", *services]
-        rc, out, err = self.run(args, deadline - self.clock())
+        rc, _out, err = self.run(args, deadline - self.clock())
         seen = self.containers(files, deadline)
         changed = {c["Id"]: (c.get("State") or {}).get("StartedAt") for c in seen} != {
             cid: (c.get("State") or {}).get("StartedAt") for cid, c in before.items()
@@ -597,15 +606,18 @@ def run(project_dir):
         phase="up",
     )
     build = p.get("build", "policy") != "never"
-    ok, error, failed, rebuilt = (
-        txn.build_changed(p["files"], p.get("services") or []) if build else (True, "", [], False)
-    )
+    model, error, failed, rebuilt = None, "", [], False
+    if build:  # the model is read once: for the builds, then for the health gate of `up`
+        model, error = txn.compose_model(p["files"], 120)
+    ok = model is not None or not build
+    if ok and build:
+        ok, error, failed, rebuilt = txn.build_changed(p["files"], p.get("services") or [], model)
     state["rebuilt"] = rebuilt = rebuilt or bool(state.get("rebuilt"))  # a resumed run built nothing new itself
     changed = False
     if ok:
         ok, changed, error, failed = txn.up(
             p["files"], p.get("services") or [], build=build,
-            liveness=int(p.get("liveness_seconds", 10)), remove_orphans=bool(p.get("remove_orphans")),
+            liveness=int(p.get("liveness_seconds", 10)), remove_orphans=bool(p.get("remove_orphans")), model=model,
         )  # fmt: skip
     state["changed"] = bool(state.get("changed")) or changed
     with_services = True
